@@ -1,0 +1,177 @@
+"""The `labcoat` command line. Heavy libraries (docker, langgraph, SDKs) load inside the verbs."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from labcoat.errors import LabcoatError
+
+app = typer.Typer(
+    name="labcoat",
+    help="An autonomous research lab in a box: plan, run in sandboxes, grade, log, resume.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="Build the sandbox image, remove leftover containers.",
+                          no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn a LabcoatError into one line on stderr and its exit code: no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LabcoatError as err:
+            typer.echo(f"labcoat: error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+RunDir = Annotated[Path, typer.Argument(help="A run directory (runs/<run-id>).")]
+
+
+@app.command()
+@friendly
+def run(
+    experiment_dir: Annotated[Path, typer.Argument(help="Folder holding experiment.yaml.")],
+    goal: Annotated[str | None, typer.Option(help="Research goal (default: the spec's).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="search | anthropic:MODEL | openai:MODEL (default: search without API keys).")] = None,
+    role_model: Annotated[list[str] | None, typer.Option(
+        help="Per-role model, ROLE=SPEC; repeatable.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")] = None,
+    max_iterations: Annotated[int, typer.Option(min=1)] = 3,
+    parallel: Annotated[int, typer.Option(min=1, help="Subtasks at once.")] = 2,
+    budget_usd: Annotated[float | None, typer.Option(help="Stop new model calls past this.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Token budget for model calls.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Wall-clock limit, seconds.")] = None,
+    patience: Annotated[int, typer.Option(help="Stop after N iterations without gain.")] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+) -> None:
+    """Start a research run; prints the run directory."""
+    from labcoat.orchestrator.runner import RunOptions, start_run
+
+    opts = RunOptions(
+        goal=goal, model=model, role_models=role_model or [], base_url=base_url,
+        max_iterations=max_iterations, parallel=parallel, budget_usd=budget_usd,
+        budget_tokens=budget_tokens, time_limit_s=time_limit, patience=patience, seed=seed,
+        runs_dir=runs_dir,
+    )
+    sys.exit(start_run(experiment_dir, opts))
+
+
+@app.command()
+@friendly
+def resume(
+    run_dir: RunDir,
+    max_iterations: Annotated[int | None, typer.Option(help="Raise the iteration budget.")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Raise the dollar budget.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Raise the token budget.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="New wall-clock limit, seconds.")] = None,
+) -> None:
+    """Continue a run from its log."""
+    from labcoat.orchestrator.runner import resume_run
+
+    sys.exit(resume_run(run_dir, max_iterations=max_iterations, budget_usd=budget_usd,
+                        budget_tokens=budget_tokens, time_limit_s=time_limit))
+
+
+@app.command()
+@friendly
+def status(
+    run_dir: RunDir,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Summary of a run: state, iteration, subtasks, best result, cost."""
+    from labcoat.orchestrator.inspect import print_status
+
+    print_status(run_dir, as_json=json_out)
+
+
+@app.command()
+@friendly
+def log(
+    run_dir: RunDir,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+) -> None:
+    """Readable timeline of a run."""
+    from labcoat.orchestrator.inspect import print_timeline
+
+    print_timeline(run_dir, follow=follow)
+
+
+@app.command()
+@friendly
+def report(run_dir: RunDir) -> None:
+    """Write report.md and the metric plot for a run."""
+    from labcoat.orchestrator.report import write_report
+
+    typer.echo(write_report(run_dir))
+
+
+@app.command()
+@friendly
+def roles(
+    experiment_dir: Annotated[Path | None, typer.Argument(
+        help="Also list the role files in this experiment's roles/ folder.")] = None,
+) -> None:
+    """List roles: built-in, from plugins, from role files."""
+    from labcoat.agents.registry import print_roles
+
+    print_roles(experiment_dir)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the Docker engine, sandbox image, API keys and disk; say how to fix each."""
+    from labcoat.doctor import run_doctor
+
+    raise typer.Exit(run_doctor())
+
+
+@sandbox_app.command("build")
+@friendly
+def sandbox_build(
+    base: Annotated[str | None, typer.Option(
+        help="Base on this image (e.g. python:3.11-slim) instead of the offline mmdebstrap base.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even when the tag exists.")] = False,
+) -> None:
+    """Build the sandbox image (offline when no registry is reachable)."""
+    from labcoat.sandboxes.image import build_image
+
+    build_image(base=base, force=force, say=typer.echo)
+
+
+@sandbox_app.command("cleanup")
+@friendly
+def sandbox_cleanup(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's containers.")] = None,
+) -> None:
+    """Remove labcoat containers: one run's, or every run whose process is gone."""
+    from labcoat.sandboxes.cleanup import cleanup_command
+
+    typer.echo(cleanup_command(run_id))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
