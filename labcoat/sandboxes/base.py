@@ -1,0 +1,140 @@
+"""The Sandbox protocol: what every backend (Docker today, others later) must provide.
+
+A non-zero exit, a timeout, an OOM kill or truncated output is a *result* (`ExecResult`): the
+model sees it. Only infrastructure failure raises `SandboxUnavailable`: the person sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal, Protocol, Self, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LABEL_RUN = "labcoat.run_id"
+LABEL_SUBTASK = "labcoat.subtask_id"
+LABEL_PID = "labcoat.pid"
+LABEL_HOST = "labcoat.host"
+
+DEFAULT_OUTPUT_CAP = 256 * 1024  # bytes kept at the head and at the tail of each stream
+
+
+class Mount(BaseModel):
+    """A host folder visible in the sandbox. labcoat's own mounts (e.g. /grader) are read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Path
+    """Host path."""
+    target: str
+    """Absolute path inside the sandbox."""
+    read_only: bool = True
+    """Writable mounts weaken isolation and need `unsafe_writable_mounts`."""
+
+
+class SandboxSpec(BaseModel):
+    """Everything needed to create one sandbox."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str
+    """Image tag; labcoat's default is `labcoat.sandboxes.image.default_image()`."""
+    run_id: str
+    """Labels the container `labcoat.run_id` so a sweep can find it."""
+    subtask_id: str = ""
+    """Labels the container `labcoat.subtask_id`."""
+    cpus: float = 1.0
+    """CPU quota in cores."""
+    memory_mb: int = 1024
+    """Memory limit; swap is set equal to it (no swap beyond memory)."""
+    pids_limit: int = 256
+    """Maximum processes and threads in the container."""
+    gpus: int = 0
+    """GPUs requested as a device request; a preflight error when the host has none."""
+    network: Literal["none", "bridge"] = "none"
+    """`bridge` only when the experiment asks for it."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """The container's whole environment beyond the image's: the host's is never passed."""
+    workdir: str = "/workspace"
+    """Working directory for `exec` when no `cwd` is given."""
+    mounts: tuple[Mount, ...] = ()
+    """Extra host folders, read-only unless `unsafe_writable_mounts`."""
+    tmpfs_mb: int = 512
+    """Size of the tmpfs at /tmp."""
+    unsafe_writable_mounts: bool = False
+    """Allow `Mount(read_only=False)`. Logged, never the default."""
+    unsafe_privileged: bool = False
+    """Run privileged. Logged, never the default."""
+
+
+class ExecResult(BaseModel):
+    """The outcome of one command. Failures of the command itself are data, not exceptions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    oom_killed: bool = False
+    truncated: bool = False
+    """True when either stream was cut to its head and tail (a marker shows where)."""
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.oom_killed
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """One isolated machine for one subtask step. Use as `async with`."""
+
+    id: str
+    spec: SandboxSpec
+
+    async def exec(
+        self,
+        cmd: str | Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        stdin: bytes | str | None = None,
+    ) -> ExecResult:
+        """Run `cmd` (a string goes through `bash -c`); the whole process tree dies at the deadline."""
+        ...
+
+    async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes: ...
+
+    async def write_file(self, path: str, data: bytes | str) -> None: ...
+
+    async def put_dir(self, src: Path, dest: str = "/workspace") -> None:
+        """Copy a host folder's contents into the sandbox at `dest`."""
+        ...
+
+    async def get_dir(self, src: str, dest: Path, *, max_bytes: int | None = None) -> None:
+        """Copy a sandbox folder out to `dest`, refusing unsafe entries (`UnsafeOutputError`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Remove the sandbox (forced, never a graceful stop). Idempotent."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class SandboxProvider(Protocol):
+    """Creates sandboxes and sweeps what a run left behind."""
+
+    async def create(self, spec: SandboxSpec) -> Sandbox: ...
+
+    async def cleanup(self, run_id: str | None = None) -> int:
+        """Remove the run's containers (all orphaned runs' when None); returns how many."""
+        ...
+
+    async def aclose(self) -> None: ...
