@@ -66,6 +66,8 @@ class RoleResult(BaseModel):
     """Set by reviewing roles."""
     grade: bool = True
     """Grade the resulting commit. Roles that only review set False."""
+    changes: bool = True
+    """False when the role changed nothing: its result commit keeps the base tree as it was."""
 
 
 Grader = Callable[[str, int], Awaitable[dict[str, float] | None]]
@@ -79,8 +81,9 @@ class RoleContext:
     run_id: str
     spec: Any
     """The validated experiment (`labcoat.orchestrator.spec.Experiment`)."""
-    sandbox: Sandbox
-    """The role's own sandbox, holding the base commit at /workspace."""
+    sandbox: Sandbox | None
+    """The role's own sandbox holding the base commit at /workspace (None for roles whose
+    `uses_sandbox` attribute is False, e.g. a critic that only re-grades)."""
     emit: Callable[[str, Mapping[str, Any]], None]
     """Append an event of `type` with fields to the log (e.g. `sandbox_exec`)."""
     grade: Grader

@@ -1,0 +1,140 @@
+"""The built-in roles: reproducer, engineer, critic.
+
+Without a model (the search brain) each does its job mechanically: the reproducer runs the
+unmodified baseline, the engineer applies a trial's parameters, the critic re-grades leaders with
+new seeds. With a model they run the shared tool loop (`labcoat.agents.toolloop`).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from labcoat.agents.base import Critique, RoleContext, RoleResult, Subtask
+from labcoat.sandboxes.base import ExecResult
+
+TAIL = 4096
+
+
+def tail(text: str, limit: int = TAIL) -> str:
+    return text if len(text) <= limit else "[...]\n" + text[-limit:]
+
+
+async def exec_logged(ctx: RoleContext, subtask: Subtask, cmd: str, *,
+                      env: dict[str, str] | None = None) -> ExecResult:
+    """Run `cmd` in the role's sandbox with the experiment's timeout and log a `sandbox_exec`."""
+    assert ctx.sandbox is not None
+    timeout = ctx.spec.spec.resources.timeout_s
+    res = await ctx.sandbox.exec(cmd, env=env, timeout_s=timeout)
+    ctx.emit("sandbox_exec", {
+        "subtask_id": subtask.id, "cmd": cmd, "returncode": res.returncode,
+        "duration_s": res.duration_s, "timed_out": res.timed_out, "oom_killed": res.oom_killed,
+        "stdout_tail": tail(res.stdout), "stderr_tail": tail(res.stderr),
+    })
+    return res
+
+
+def describe_failure(cmd: str, res: ExecResult) -> str:
+    why = ("timed out" if res.timed_out else "was OOM-killed" if res.oom_killed
+           else f"exited {res.returncode}")
+    return f"`{cmd}` {why}: {tail(res.stderr or res.stdout, 600).strip()}"
+
+
+class Reproducer:
+    name = "reproducer"
+    description = ("Runs the unmodified baseline exactly as given, to check that it works and to "
+                   "establish the reference metric every other result is compared with.")
+
+    async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        from labcoat.orchestrator.spec import trial_env
+
+        spec = ctx.spec.spec
+        # Run in a scratch copy so the baseline's outputs never enter the result commit.
+        script = "rm -rf /tmp/repro && cp -a /workspace /tmp/repro && cd /tmp/repro && "
+        for cmd in filter(None, [spec.setup, spec.run]):
+            res = await exec_logged(ctx, subtask, script + cmd, env=trial_env({}, subtask.seed))
+            if not res.ok:
+                return RoleResult(ok=False, error="the baseline does not run: "
+                                  + describe_failure(cmd, res))
+        return RoleResult(summary="ran the unmodified baseline", changes=False)
+
+
+class Engineer:
+    name = "engineer"
+    description = ("Changes the experiment to try an idea: applies a trial's parameters "
+                   "(search brain) or edits the code (LLM brain), then submits the result.")
+
+    async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        assert ctx.sandbox is not None
+        if not subtask.params:
+            return RoleResult(ok=False, error="engineer without a model needs trial parameters; "
+                              "give the experiment a search_space or run with --model")
+        current = await _read_params(ctx)
+        params = {**current, **subtask.params}
+        await ctx.sandbox.write_file("/workspace/params.json",
+                                     json.dumps(params, indent=2, sort_keys=True) + "\n")
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subtask.params.items()))
+        return RoleResult(summary=f"set {shown}")
+
+
+async def _read_params(ctx: RoleContext) -> dict[str, Any]:
+    assert ctx.sandbox is not None
+    res = await ctx.sandbox.exec("cat /workspace/params.json 2>/dev/null || echo '{}'")
+    try:
+        value = json.loads(res.stdout or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class Critic:
+    name = "critic"
+    description = ("Checks results: re-runs the leading candidates with new seeds and marks a "
+                   "gain that stays within the seed noise as not reproducible.")
+    uses_sandbox = False
+
+    async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        target = ctx.state.subtasks[subtask.target] if ctx.state else None
+        commit = getattr(target, "commit", None)
+        if not subtask.target or not commit:
+            return RoleResult(ok=False, error=f"nothing to review: {subtask.target} has no commit")
+        scores = {str(target.subtask["seed"]): target.metric} if target.metric is not None else {}
+        for seed in subtask.seeds:
+            metrics = await ctx.grade(commit, seed)
+            name = ctx.spec.spec.metric.name
+            if metrics is not None and name in metrics:
+                scores[str(seed)] = metrics[name]
+        critique = judge(subtask.target, scores, reference=subtask.params.get("reference"),
+                         spec=ctx.spec.spec)
+        return RoleResult(summary=critique.reason, critique=critique, grade=False, changes=False)
+
+
+def judge(target: str, scores: dict[str, float], *, reference: Any, spec: Any) -> Critique:
+    """Reproducible when the mean gain over `reference` exceeds `noise_sigmas` seed std devs."""
+    values = list(scores.values())
+    if len(values) < 2:
+        return Critique(target=target, verdict="suspicious", metrics_by_seed=scores,
+                        reason=f"only {len(values)} seed(s) could be graded; cannot tell noise")
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    sign = 1 if spec.metric.direction == "maximize" else -1
+    if reference is None:
+        reason = f"{spec.metric.name} {mean:.4g} ± {std:.2g} over {len(values)} seeds"
+        return Critique(target=target, verdict="ok", metrics_by_seed=scores, mean=mean, std=std,
+                        reason=reason)
+    gain = sign * (mean - float(reference))
+    noise = spec.critic.noise_sigmas * std
+    verdict = "reproducible" if gain > noise and gain > 0 else "not_reproducible"
+    reason = (f"mean {spec.metric.name} {mean:.4g} ± {std:.2g} over {len(values)} seeds vs "
+              f"reference {float(reference):.4g}: gain {gain:+.4g} "
+              f"{'exceeds' if verdict == 'reproducible' else 'is within'} the noise ({noise:.2g})")
+    return Critique(target=target, verdict=verdict, reason=reason, metrics_by_seed=scores,
+                    mean=mean, std=std)
+
+
+BUILTIN_ROLES: dict[str, type] = {"reproducer": Reproducer, "engineer": Engineer,
+                                  "critic": Critic}
