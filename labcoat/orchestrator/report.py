@@ -1,0 +1,134 @@
+"""`labcoat report`: report.md (goal, baseline, best and its diff, every subtask, lineage) and a
+PNG plot of the metric over iterations. Built from the log and the workspace repo only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labcoat.orchestrator.logfile import load_state
+
+PLOT_NAME = "metric.png"
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write `<run_dir>/report.md` (and the plot); return its path."""
+    run_dir = Path(run_dir).resolve()
+    state = load_state(run_dir)
+    plot = plot_metric(state, run_dir / PLOT_NAME)
+    diff = best_diff(run_dir, state)
+    text = render(state, diff=diff, plot=plot.name if plot else None)
+    path = run_dir / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def best_diff(run_dir: Path, state: Any) -> str:
+    best = state.best
+    if best is None or not best.commit or not (run_dir / "workspace" / ".git").exists():
+        return ""
+    from labcoat.orchestrator.workspace import Workspace
+
+    return Workspace(run_dir / "workspace").diff(state.base_commit, best.commit)
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def render(state: Any, *, diff: str, plot: str | None) -> str:
+    name, best, base = state.metric_name, state.best, state.baseline
+    lines = [f"# labcoat report: {state.experiment.get('name', '?')} ({state.run_id})", ""]
+    lines += [f"**Goal.** {state.config.get('goal', '')}", ""]
+    lines += [f"- status: **{state.status}**" + (f" ({state.stop_reason})" if state.stop_reason
+                                                  else ""),
+              f"- brain: `{state.brain}`, seed {state.seed}, iterations {state.iteration}",
+              f"- metric: `{name}` ({state.direction})",
+              f"- baseline: **{fmt(base)}**",
+              f"- best: **{fmt(best.metric if best else None)}**"
+              + (f" from `{best.subtask}` (commit `{(best.commit or '')[:10]}`, "
+                 "branch `labcoat/best`)" if best else ""),
+              f"- model cost: {cost_line(state)}", ""]
+    if plot:
+        lines += [f"![{name} over iterations]({plot})", ""]
+    lines += [*subtask_table(state), "", *lineage(state), ""]
+    if diff:
+        lines += ["## Best result's change from the baseline", "", "```diff", diff, "```", ""]
+    return "\n".join(lines)
+
+
+def cost_line(state: Any) -> str:
+    total = state.cost.total
+    if total.calls == 0:
+        return "none (no model calls)"
+    unknown = (f", {total.unknown_cost_calls} call(s) of unknown price"
+               if total.unknown_cost_calls else "")
+    return f"${total.usd:.4f} over {total.calls} call(s), {total.tokens} tokens{unknown}"
+
+
+def subtask_table(state: Any) -> list[str]:
+    rows = ["## Subtasks", "",
+            "| id | iteration | role | status | metric | verdict | commit | summary |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in state.subtasks.values():
+        summary = (s.summary or s.error or s.subtask.get("instructions", "")).replace("|", "\\|")
+        summary = " ".join(summary.split())[:140]
+        rows.append(f"| {s.id} | {s.iteration} | {s.role} | {s.status} | {fmt(s.metric)} | "
+                    f"{s.verdict or ''} | {(s.commit or '')[:10]} | {summary} |")
+    return rows
+
+
+def lineage(state: Any) -> list[str]:
+    """Each result commit and the commit it started from."""
+    names = {state.base_commit: "baseline (initial commit)"}
+    for s in state.subtasks.values():
+        if s.commit:
+            names[s.commit] = s.id
+    rows = ["## Lineage", "", f"- `{state.base_commit[:10]}` initial workspace"]
+    for s in state.subtasks.values():
+        if s.commit:
+            parent = s.subtask.get("base_commit", "")
+            rows.append(f"- `{s.commit[:10]}` {s.id} ({s.role}, {fmt(s.metric)}) "
+                        f"from `{parent[:10]}` {names.get(parent, '')}")
+    return rows
+
+
+def plot_metric(state: Any, path: Path) -> Path | None:
+    """Every graded result per iteration, the best so far, and the baseline."""
+    points = [(s.iteration, s.metric, s.role) for s in state.subtasks.values()
+              if s.metric is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for role in sorted({p[2] for p in points}):
+        xs = [p[0] for p in points if p[2] == role]
+        ys = [p[1] for p in points if p[2] == role]
+        ax.scatter(xs, ys, label=role, alpha=0.8)
+    xs, best = best_so_far(state, points)
+    ax.step(xs, best, where="post", color="black", label="best so far")
+    if state.baseline is not None:
+        ax.axhline(state.baseline, color="grey", linestyle="--", label="baseline")
+    ax.set(xlabel="iteration", ylabel=state.metric_name, title=f"{state.metric_name} per iteration")
+    ax.set_xticks(sorted({p[0] for p in points}))
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def best_so_far(state: Any, points: list[tuple[int, float, str]]) -> tuple[list[int], list[float]]:
+    sign = -1.0 if state.direction == "minimize" else 1.0
+    xs, ys, current = [], [], None
+    for it in sorted({p[0] for p in points}):
+        for _, value, _ in (p for p in points if p[0] == it):
+            if current is None or sign * value > sign * current:
+                current = value
+        xs.append(it)
+        ys.append(current)
+    return xs, ys  # type: ignore[return-value]
