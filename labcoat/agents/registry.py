@@ -1,0 +1,391 @@
+"""The role registry: built-ins, `labcoat.roles` entry-point plugins and Markdown role files.
+
+Roles resolve by short name (`engineer`, `ablator`) or by dotted path (`package.module:Class`).
+Plugins load lazily, and a plugin that cannot load never breaks the registry: it is listed with
+its error, and `get()` hands back a `BrokenRole` that fails only the subtasks given to it.
+`run_role_guarded` is how the loop runs any role: an exception, a hang or a wrong return type
+becomes a failed `RoleResult`, never a crashed run.
+
+Import-light on purpose: `labcoat roles` must not pull in docker, langgraph or the model SDKs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any, TypeVar
+
+from labcoat.agents.base import Role, RoleContext, RoleResult, Subtask
+from labcoat.agents.rolefile import find_role_files, read_role_file
+from labcoat.errors import ConfigError, SpecError, UnknownRoleError
+
+ENTRY_POINT_GROUP = "labcoat.roles"
+BUILTIN_MODULE = "labcoat.agents.builtin"
+CANCEL_GRACE_S = 5.0
+"""How long a timed-out role may take to unwind after it is cancelled."""
+T = TypeVar("T")
+
+_DECORATED: dict[str, tuple[Callable[[], Any], str]] = {}
+"""Roles registered with `@role(...)`; every registry made afterwards starts with them."""
+
+
+class RoleLoadError(Exception):
+    """A role's code could not be imported or does not implement the Role protocol."""
+
+
+@dataclass
+class BrokenRole:
+    """Stands in for a role that failed to load: it fails every subtask it is given."""
+
+    name: str
+    error: str
+    description: str = "(failed to load)"
+
+    async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        return RoleResult(ok=False, grade=False, changes=False,
+                          error=f"role {self.name} could not be loaded: {self.error}")
+
+
+@dataclass
+class RoleEntry:
+    """One registered role: where it comes from and how to make it."""
+
+    name: str
+    source: str
+    """`built-in`, `plugin <distribution>`, `file <path>` or `path <module:attr>`."""
+    target: Callable[[], Any]
+    """Returns the role's class, factory or instance; imports happen only when it is called."""
+    shadows: str | None = None
+    """The source of an earlier role with the same name that this one replaces."""
+    _resolved: Any = field(default=None, repr=False)
+    _error: str | None = field(default=None, repr=False)
+
+    def make(self) -> Role:
+        """A role object ready to run, or a `BrokenRole` carrying the load error."""
+        try:
+            return _instantiate(self._resolve(), self.name)
+        except RoleLoadError as err:
+            self._error = str(err)
+            return BrokenRole(self.name, self._error)
+
+    def _resolve(self) -> Any:
+        if self._error is not None:
+            raise RoleLoadError(self._error)
+        if self._resolved is None:
+            self._resolved = _guarded_import(self.target, self.source)
+        return self._resolved
+
+
+def _guarded_import(target: Callable[[], Any], source: str) -> Any:
+    try:
+        return target()
+    except RoleLoadError:
+        raise
+    except Exception as err:
+        raise RoleLoadError(f"{source} failed to import: {_one_line(err)}") from err
+
+
+def _instantiate(obj: Any, name: str) -> Role:
+    """Accept a Role class, a factory returning a role, or a role instance."""
+    try:
+        role = obj() if isinstance(obj, type) or (not _is_role(obj) and callable(obj)) else obj
+    except Exception as err:
+        raise RoleLoadError(f"creating role {name} failed: {_one_line(err)}") from err
+    if not _is_role(role):
+        raise RoleLoadError(
+            f"{_qualname(obj)} is not a role: it needs `name` and `description` strings and "
+            "`async def run(self, subtask, ctx) -> RoleResult`")
+    return role
+
+
+def _is_role(obj: Any) -> bool:
+    return (not isinstance(obj, type) and isinstance(getattr(obj, "name", None), str)
+            and isinstance(getattr(obj, "description", None), str)
+            and inspect.iscoroutinefunction(getattr(obj, "run", None)))
+
+
+def _qualname(obj: Any) -> str:
+    kind = obj if isinstance(obj, type) or callable(obj) else type(obj)
+    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def role(name: str, *, source: str = "built-in") -> Callable[[T], T]:
+    """Class/factory decorator: `@role("engineer")` registers it for every new registry."""
+
+    def register(obj: T) -> T:
+        _DECORATED[name] = (lambda: obj, source)
+        return obj
+
+    return register
+
+
+class RoleRegistry:
+    """Named roles from every source. Later sources replace earlier ones with the same name:
+    built-ins, then plugins, then the experiment's role files."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, RoleEntry] = {}
+
+    def register(self, name: str, factory: Callable[[], Any], *, source: str = "built-in",
+                 lazy: bool = False) -> None:
+        """Add a role. `factory` is a Role class or factory (or, with `lazy`, a callable that
+        returns one; used for entry points so nothing imports before it is needed)."""
+        target = factory if lazy else (lambda: factory)
+        old = self._entries.get(name)
+        shadows = old.source if old is not None else None
+        self._entries[name] = RoleEntry(name=name, source=source, target=target, shadows=shadows)
+
+    def add_builtins(self) -> RoleRegistry:
+        """The built-in roles (`labcoat.agents.builtin.BUILTIN_ROLES`) and `@role` ones."""
+        if importlib.util.find_spec(BUILTIN_MODULE) is not None:
+            builtins = getattr(importlib.import_module(BUILTIN_MODULE), "BUILTIN_ROLES", {})
+            for name, factory in builtins.items():
+                self.register(name, factory)
+        for name, (target, source) in _DECORATED.items():
+            self.register(name, target, source=source, lazy=True)
+        return self
+
+    def add_plugins(self) -> RoleRegistry:
+        """Every entry point in the `labcoat.roles` group, unloaded until first use."""
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            self.register(ep.name, _entry_point_loader(ep), source=_plugin_source(ep), lazy=True)
+        return self
+
+    def add_role_files(self, folder: Path, *, strict: bool = True) -> RoleRegistry:
+        """The `*.md` role files in `folder`. Invalid files raise one `SpecError` listing every
+        problem (`strict`), or are listed as broken roles (for `labcoat roles`)."""
+        problems: list[str] = []
+        for path in find_role_files(folder):
+            self._add_role_file(path, problems, strict=strict)
+        if problems:
+            raise SpecError("invalid role files:\n  - " + "\n  - ".join(problems))
+        return self
+
+    def _add_role_file(self, path: Path, problems: list[str], *, strict: bool) -> None:
+        source = f"file {path}"
+        try:
+            found = read_role_file(path)
+        except SpecError as err:
+            found_problems = [line.strip().removeprefix("- ") for line in
+                              str(err).splitlines()[1:]]
+            if strict:
+                problems.extend(found_problems)
+            else:
+                message = "invalid role file: " + " | ".join(found_problems)
+                self.register(path.stem, _raiser(message), source=source, lazy=True)
+            return
+        if found.name in self._entries and self._entries[found.name].source.startswith("file "):
+            problems.append(f"{path}: role name {found.name!r} is also used by "
+                            f"{self._entries[found.name].source[5:]}; fix: rename one")
+        self.register(found.name, lambda: found, source=source, lazy=True)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> RoleEntry:
+        """The registered entry for a short name (`UnknownRoleError` when there is none)."""
+        if name not in self._entries:
+            raise UnknownRoleError(self._unknown(name))
+        return self._entries[name]
+
+    def get(self, name: str) -> Role:
+        """The role for a short name or a dotted path `package.module:Class`.
+
+        An unknown name raises `UnknownRoleError`; a registered role whose code cannot load
+        comes back as a `BrokenRole` (so only its own subtasks fail).
+        """
+        if name in self._entries:
+            return self._entries[name].make()
+        if ":" in name or "." in name:
+            return self._from_path(name)
+        raise UnknownRoleError(self._unknown(name))
+
+    def check(self, names: Iterable[str]) -> None:
+        """Raise one `UnknownRoleError` naming every role in `names` that cannot be resolved."""
+        bad = []
+        for name in names:
+            try:
+                self.get(name)
+            except UnknownRoleError as err:
+                bad.append(str(err))
+        if bad:
+            raise UnknownRoleError("\n".join(bad))
+
+    def describe(self, names: Iterable[str] | None = None, *,
+                 include_broken: bool = True) -> dict[str, str]:
+        """name -> description (the manager's menu). A broken role reads `(failed to load: ...)`
+        so a manager that still assigns it gets a failed subtask with the error in the log."""
+        wanted = self.names() if names is None else list(names)
+        roles = {name: self.get(name) for name in wanted}
+        return {n: (f"(failed to load: {r.error})" if isinstance(r, BrokenRole) else r.description)
+                for n, r in roles.items() if include_broken or not isinstance(r, BrokenRole)}
+
+    def listing(self) -> list[tuple[RoleEntry, Role]]:
+        """Every entry with its loaded role (a `BrokenRole` when loading failed)."""
+        return [(self._entries[n], self._entries[n].make()) for n in self.names()]
+
+    def _from_path(self, path: str) -> Role:
+        module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+            return _instantiate(obj, path)
+        except (ImportError, AttributeError, RoleLoadError) as err:
+            why = str(err) if isinstance(err, RoleLoadError) else _one_line(err)
+            raise UnknownRoleError(
+                f"role {path!r} could not be loaded: {why}; fix: check the module "
+                f"and name (`package.module:Class`) and that its package is installed") from err
+
+    def _unknown(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (f"unknown role {name!r}; known roles: {', '.join(self.names()) or 'none'}. "
+                f"fix: {hint}use one of these, a dotted path `package.module:Class`, a role file "
+                f"in the experiment's roles/ folder, or install a plugin that provides it "
+                f"(entry-point group {ENTRY_POINT_GROUP!r})")
+
+
+def _raiser(message: str) -> Callable[[], Any]:
+    def load() -> Any:
+        raise RoleLoadError(message)
+
+    return load
+
+
+def _entry_point_loader(ep: EntryPoint) -> Callable[[], Any]:
+    def load() -> Any:
+        try:
+            return ep.load()
+        except Exception as err:
+            raise RoleLoadError(f"entry point `{ep.name} = {ep.value}` of {_plugin_source(ep)} "
+                                f"failed to import: {_one_line(err)}") from err
+
+    return load
+
+
+def _plugin_source(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"plugin {dist.name if dist is not None else ep.value}"
+
+
+def default_registry(experiment_dir: Path | None = None, *, strict: bool = True) -> RoleRegistry:
+    """Built-ins, installed plugins and (given an experiment folder) its role files."""
+    registry = RoleRegistry().add_builtins().add_plugins()
+    if experiment_dir is not None:
+        registry.add_role_files(Path(experiment_dir) / "roles", strict=strict)
+    return registry
+
+
+# --------------------------------------------------------------------------- running safely
+
+
+async def run_role_guarded(role: Any, subtask: Subtask, ctx: RoleContext,
+                           timeout_s: float | None) -> RoleResult:
+    """Run `role` on `subtask`; failures of the role's own code become a failed `RoleResult`.
+
+    An exception (even `SystemExit`), no result within `timeout_s`, or a return value that is
+    not a `RoleResult` fail this subtask only, with `error="role <name> <what happened>: ..."`.
+    Cancellation and Ctrl-C still propagate: they belong to the run, not to the role.
+    """
+    name = getattr(role, "name", None) or type(role).__name__
+    try:
+        pending = role.run(subtask, ctx)
+        if not inspect.isawaitable(pending):
+            return _failed(name, f"run() is not async: it returned {type(pending).__name__} "
+                                 "(fix: declare it `async def run(self, subtask, ctx)`)")
+        finished, result = await _within(_no_exit(pending), timeout_s)
+    except RoleExited as err:
+        return _failed(name, f"raised {err}{_where(err.__cause__)}")
+    except (Exception, SystemExit) as err:
+        return _failed(name, f"raised {_one_line(err)}{_where(err)}")
+    if not finished:
+        return _failed(name, f"timed out: no result after {timeout_s:g} s (the subtask was "
+                             "cancelled)")
+    if not isinstance(result, RoleResult):
+        return _failed(name, f"returned the wrong type: expected RoleResult, got "
+                             f"{type(result).__name__} ({result!r:.80})")
+    return result
+
+
+class RoleExited(Exception):
+    """A role called `sys.exit()`: asyncio would stop the whole loop, so it is converted."""
+
+
+async def _no_exit(pending: Any) -> Any:
+    try:
+        return await pending
+    except SystemExit as err:
+        raise RoleExited(f"SystemExit: {err.code}") from err
+
+
+async def _within(pending: Any, timeout_s: float | None) -> tuple[bool, Any]:
+    """(True, result) or (False, None) past the deadline. Unlike `wait_for`, a TimeoutError
+    raised by the role itself is reported as what it is, not as a hang."""
+    task = asyncio.ensure_future(pending)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return True, task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)  # let it close what it opened
+    return False, None
+
+
+def _failed(name: str, what: str) -> RoleResult:
+    return RoleResult(ok=False, grade=False, changes=False, error=f"role {name} {what}")
+
+
+def _where(err: BaseException) -> str:
+    frames = traceback.extract_tb(err.__traceback__)
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+# --------------------------------------------------------------------------- `labcoat roles`
+
+
+def print_roles(experiment_dir: Path | None) -> None:
+    """List every role with its description and source: a table on a TTY, plain lines else."""
+    if experiment_dir is not None and not Path(experiment_dir).is_dir():
+        raise ConfigError(f"{experiment_dir}: no such experiment folder; fix: pass the folder "
+                          "that holds experiment.yaml (and roles/)")
+    rows = [_row(entry, made) for entry, made in default_registry(
+        experiment_dir, strict=False).listing()]
+    if sys.stdout.isatty():
+        _print_table(rows)
+    else:
+        for name, source, text in rows:
+            print(f"{name}\t{source}\t{text}")
+
+
+def _row(entry: RoleEntry, made: Role) -> tuple[str, str, str]:
+    source = entry.source + (f" (replaces {entry.shadows})" if entry.shadows else "")
+    if isinstance(made, BrokenRole):
+        return entry.name, source, "ERROR: " + " ".join(made.error.split())
+    return entry.name, source, " ".join(made.description.split())
+
+
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("role", "description", "from", title="labcoat roles")
+    for name, source, text in rows:
+        style = "red" if text.startswith("ERROR: ") else None
+        table.add_row(name, text, source, style=style)
+    Console().print(table)

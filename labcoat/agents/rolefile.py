@@ -1,0 +1,154 @@
+"""Markdown role files: `<experiment>/roles/*.md`, YAML front matter plus instructions.
+
+    ---
+    name: skeptic
+    description: Looks for leakage between train and test data.
+    model: anthropic:claude-sonnet-4-5     # optional; else the run's --model
+    tools: [bash, read_file]               # optional; else the tool loop's defaults
+    ---
+    You are a skeptic. Read the training code and ...
+
+The body is the role's instructions. A role file becomes a `FileRole`, run by the LLM tool loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from labcoat.agents.base import RoleContext, RoleResult, Subtask
+from labcoat.errors import SpecError
+from labcoat.orchestrator.spec import ModelSpec, RoleName
+from labcoat.orchestrator.yamllines import dotted, line_of, parse_mapping
+
+FENCE = "---"
+_SHAPE = ("start the file with a front matter block:\n      ---\n      name: my-role\n"
+          "      description: what it does\n      ---\n    followed by the instructions")
+
+
+def _check_tool(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"{name!r} is not a tool name; fix: use names like bash, read_file")
+    return name
+
+
+class RoleFileSpec(BaseModel):
+    """The front matter of a role file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: RoleName
+    """The role's short name, used in subtasks and in `roles:` of experiment.yaml."""
+    description: str = Field(min_length=1)
+    """One or two sentences: the manager reads this to decide what to hand the role."""
+    model: ModelSpec | None = None
+    """Model spec for this role (e.g. `openai:gpt-4.1`); None means the run's `--model`."""
+    tools: list[Annotated[str, AfterValidator(_check_tool)]] | None = None
+    """Tools the role may call; None means the tool loop's default set."""
+
+
+@dataclass(frozen=True)
+class FileRole:
+    """A role defined by a Markdown file: its instructions drive the LLM tool loop."""
+
+    name: str
+    description: str
+    instructions: str
+    path: Path
+    model: str | None = None
+    """Model spec from the front matter; the runner builds `ctx.model` from it."""
+    tools: tuple[str, ...] | None = None
+
+    async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        if ctx.model is None:
+            return RoleResult(ok=False, grade=False, error=(
+                f"role {self.name} needs a model (--model anthropic:MODEL or --model "
+                f"openai:MODEL, or `model:` in {self.path}); the search brain has none"))
+        ctx = dataclasses.replace(ctx, instructions=self.instructions)
+        if importlib.util.find_spec("labcoat.agents.toolloop") is not None:
+            from labcoat.agents.toolloop import run_tool_loop  # type: ignore[attr-defined]
+
+            result: RoleResult = await run_tool_loop(self, subtask, ctx)
+            return result
+        return await self._answer_once(subtask, ctx)
+
+    async def _answer_once(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        """Without the tool loop the role can only advise: one reply, nothing to grade."""
+        from labcoat.agents.models import Message
+
+        reply = await ctx.model.complete(
+            [Message.system(self.instructions), Message.user(subtask.instructions)])
+        return RoleResult(summary=reply.message.content.strip(), grade=False)
+
+
+def split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """(front matter, body, line the front matter starts on) or None without a `---` block."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != FENCE:
+        return None
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() == FENCE:
+            return "".join(lines[1:i]), "".join(lines[i + 1:]), 2
+    return None
+
+
+def read_role_file(path: Path) -> FileRole:
+    """Parse and validate one role file; `SpecError` lists every problem with its line."""
+    problems: list[str] = []
+    role = _parse(path, problems)
+    if role is None:
+        raise SpecError(f"{path}: invalid role file ({len(problems)} problem"
+                        f"{'s' if len(problems) != 1 else ''}):\n  - " + "\n  - ".join(problems))
+    return role
+
+
+def _parse(path: Path, problems: list[str]) -> FileRole | None:
+    parts = split_front_matter(path.read_text(encoding="utf-8"))
+    if parts is None:
+        problems.append(f"{path}:1: no front matter; fix: {_SHAPE}")
+        return None
+    head, body, first = parts
+    data, lines, yaml_problems = parse_mapping(
+        head, str(path), first_line=first, expect="name:, description:, model:, tools:")
+    problems += yaml_problems
+    spec = _validate(data, lines, str(path), problems) if data is not None else None
+    if not body.strip():
+        problems.append(f"{path}: the body is empty; fix: write the role's instructions below "
+                        "the closing ---")
+    if spec is None or problems:
+        return None
+    tools = tuple(spec.tools) if spec.tools is not None else None
+    return FileRole(name=spec.name, description=spec.description.strip(),
+                    instructions=body.strip(), path=path, model=spec.model, tools=tools)
+
+
+def _validate(data: dict[str, Any], lines: dict[Any, int], where: str,
+              problems: list[str]) -> RoleFileSpec | None:
+    try:
+        return RoleFileSpec.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            at = f"{where}:{line_of(loc, lines) or 2}"
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            fix = "" if "fix:" in msg else f"; fix: {_fix(e['type'], loc)}"
+            problems.append(f"{at}: {dotted(loc)}: {msg}{fix}")
+    return None
+
+
+def _fix(kind: str, loc: tuple[Any, ...]) -> str:
+    if kind == "extra_forbidden":
+        return "remove it (role files know name, description, model, tools)"
+    if kind == "missing":
+        return f"add `{loc[-1]}:` to the front matter"
+    return "correct the value"
+
+
+def find_role_files(folder: Path) -> list[Path]:
+    """The `*.md` files of a roles folder, sorted; none when the folder is absent."""
+    return sorted(folder.glob("*.md")) if folder.is_dir() else []

@@ -1,0 +1,1 @@
+"""labcoat's test plugin: roles registered through the `labcoat.roles` entry-point group."""
