@@ -1,0 +1,80 @@
+"""End to end: `labcoat run` with the search brain on real Docker, real git, a real log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import git
+
+from labcoat.orchestrator.logfile import load_state, read_events
+from tests.loop.conftest import labcoat, make_experiment, run_dir_of
+
+
+def test_search_run_end_to_end(toy: Path, tmp_path: Path) -> None:
+    proc = labcoat("run", str(toy), "--max-iterations", "2", "--parallel", "2", "--seed", "3",
+                   "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    state = load_state(run_dir)
+    assert state.status == "finished"
+    roles = [s.role for s in state.subtasks.values()]
+    assert roles.count("reproducer") == 1 and roles.count("engineer") == 4
+    assert "critic" in roles
+    assert state.baseline is not None and abs(state.baseline - 0.64) < 0.01  # x = 0.1
+    best = state.best
+    assert best is not None and best.metric > state.baseline
+    repo = git.Repo(run_dir / "workspace")
+    assert repo.commit("labcoat/best").hexsha == best.commit
+    for s in state.subtasks.values():
+        if s.role in ("reproducer", "engineer"):
+            commit = repo.commit(f"labcoat/subtask-{s.id}")
+            assert commit.hexsha == s.commit
+            assert s.id in commit.message and s.role in commit.message
+            assert "score=" in commit.message
+    engineer = next(s for s in state.subtasks.values() if s.role == "engineer")
+    params = json.loads(repo.commit(engineer.commit).tree["params.json"].data_stream.read())
+    assert params == engineer.subtask["params"]
+    assert (run_dir / "report.md").is_file() and (run_dir / "metric.png").is_file()
+    assert "baseline" in proc.stderr and "report:" in proc.stderr
+
+
+def test_critic_reviews_leader_with_new_seeds(toy: Path, tmp_path: Path) -> None:
+    proc = labcoat("run", str(toy), "--max-iterations", "1", "--parallel", "2",
+                   "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(run_dir_of(proc))
+    critiques = [e for e in events if e.type == "critique"]
+    assert critiques, "the critic reviewed nothing"
+    first = critiques[0]
+    assert len(first.metrics_by_seed) == 3  # own seed + 2 new ones
+    assert first.verdict in ("reproducible", "not_reproducible")
+    regrades = [e for e in events if e.type == "graded" and e.subtask_id == first.target]
+    assert sorted(e.seed for e in regrades) == [0, 1, 2]
+
+
+def test_bad_spec_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "bad", metric={"name": "score", "direction": "upward"},
+                          resources={"memory": "lots"})
+    proc = labcoat("run", str(exp), "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "metric.direction" in proc.stderr and "resources.memory" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_role_is_refused(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "roles", roles=["engineer", "enginer"])
+    proc = labcoat("run", str(exp), "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 2
+    assert "enginer" in proc.stderr and "did you mean 'engineer'" in proc.stderr
+
+
+def test_resume_of_finished_run_changes_nothing(toy: Path, tmp_path: Path) -> None:
+    proc = labcoat("run", str(toy), "--max-iterations", "1", "--parallel", "1",
+                   "--runs-dir", str(tmp_path / "runs"))
+    run_dir = run_dir_of(proc)
+    before = (run_dir / "log.jsonl").read_bytes()
+    again = labcoat("resume", str(run_dir))
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert (run_dir / "log.jsonl").read_bytes() == before
