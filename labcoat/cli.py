@@ -56,7 +56,8 @@ def run(
         help="OpenAI-compatible server (vLLM, Ollama, llama.cpp).")] = None,
     max_iterations: Annotated[int, typer.Option(min=1)] = 3,
     parallel: Annotated[int, typer.Option(min=1, help="Subtasks at once.")] = 2,
-    budget_usd: Annotated[float | None, typer.Option(help="Stop new model calls past this.")] = None,
+    budget_usd: Annotated[float | None, typer.Option(
+        help="Stop new model calls past this many dollars.")] = None,
     budget_tokens: Annotated[int | None, typer.Option(help="Token budget for model calls.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Wall-clock limit, seconds.")] = None,
     patience: Annotated[int, typer.Option(help="Stop after N iterations without gain.")] = 3,
@@ -107,7 +108,8 @@ def status(
 @friendly
 def log(
     run_dir: RunDir,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing new events.")] = False,
 ) -> None:
     """Readable timeline of a run."""
     from labcoat.orchestrator.inspect import print_timeline

@@ -58,7 +58,8 @@ def check_keys() -> Check:
                  f"export {API_KEYS[0]} or {API_KEYS[1]} to use an LLM brain", required=False)
 
 
-def check_disk(path: Path = Path.cwd()) -> Check:
+def check_disk(path: Path | None = None) -> Check:
+    path = path or Path.cwd()
     free_gb = shutil.disk_usage(path).free / 1e9
     if free_gb >= MIN_FREE_GB:
         return Check("disk", True, f"{free_gb:.1f} GB free at {path}")

@@ -55,7 +55,8 @@ class SandboxUnavailable(SandboxError):
 
 
 class UnsafeOutputError(SandboxError):
-    """A sandbox produced something we refuse to copy out (absolute path, `..`, link escape, device, size)."""
+    """A sandbox produced something we refuse to take (absolute path, `..`, link escape, device,
+    size over a cap)."""
 
 
 class RunLogError(LabcoatError):

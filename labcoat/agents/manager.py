@@ -55,7 +55,10 @@ class SearchManager:
         return Plan(subtasks, "; ".join(notes) or "nothing left to try")
 
     def custom_roles(self) -> list[str]:
-        return [r for r in self.roles if r not in BUILTIN and r != "manager"]
+        """Custom roles the experiment names in `roles:`. The search brain cannot judge a
+        description, so it never hands work to a role merely because it is installed."""
+        named = self.experiment.spec.roles or []
+        return [r for r in named if r not in BUILTIN and r != "manager"]
 
     def _trials(self, state: Any, iteration: int, offset: int) -> list[Subtask]:
         if "engineer" not in self.roles:

@@ -40,7 +40,7 @@ def build_brain(state: Any, exp: Experiment, registry: Any) -> tuple[Any, Any]:
     """The manager and the per-role model lookup for the run's brain."""
     from labcoat.agents.manager import SearchManager
 
-    roles = exp.spec.roles or registry.names()
+    roles = exp.spec.roles or registry.names()  # the manager's menu
     parallel = int(state.config.get("parallel", 1))
     if state.brain == "search":
         return SearchManager(exp, roles, parallel=parallel), lambda role: None

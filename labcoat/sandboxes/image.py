@@ -42,7 +42,8 @@ def tree_hash(path: Path, *, skip: tuple[str, ...] = ()) -> str:
 
 
 def default_image() -> str:
-    """The image a spec without `image:` uses: `$LABCOAT_IMAGE`, else the tag of this `docker/` tree."""
+    """The image a spec without `image:` uses: `$LABCOAT_IMAGE`, else the tag of this checkout's
+    `docker/` tree."""
     if os.environ.get(IMAGE_ENV):
         return os.environ[IMAGE_ENV]
     folder = docker_dir()
