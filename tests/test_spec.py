@@ -288,3 +288,19 @@ def test_bundled_example_loads() -> None:
     root = Path(__file__).resolve().parents[1] / "experiments" / "digits"
     exp = load_experiment(root)
     assert exp.spec.metric.name == "accuracy"
+
+
+def test_invalid_role_files_are_spec_problems(tmp_path: Path) -> None:
+    root = make_experiment(tmp_path / "e", MINIMAL.replace("goal: make the number bigger\n", "")
+                           + "metric: {name: score}\n")
+    roles = root / "roles"
+    roles.mkdir()
+    (roles / "ok.md").write_text("---\nname: skeptic\ndescription: doubts\n---\nDoubt.\n")
+    (roles / "twin.md").write_text("---\nname: skeptic\ndescription: again\n---\nDoubt.\n")
+    (roles / "bad.md").write_text("---\nname: bad\n---\nbody\n")
+    msg = spec_error(root)
+    assert "4 problems" in msg
+    assert "experiment.yaml:5: metric: duplicate key (first on line 4)" in msg
+    assert "experiment.yaml:5: metric.direction: Field required" in msg  # the last one counts
+    assert f"{roles / 'bad.md'}:2: description: Field required" in msg
+    assert f"{roles / 'twin.md'}: role name 'skeptic' is also used by {roles / 'ok.md'}" in msg

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from labcoat.agents.base import Role, RoleContext, RoleResult, Subtask
-from labcoat.agents.rolefile import find_role_files, read_role_file
+from labcoat.agents.rolefile import scan_role_files
 from labcoat.errors import ConfigError, SpecError, UnknownRoleError
 
 ENTRY_POINT_GROUP = "labcoat.roles"
@@ -168,30 +168,18 @@ class RoleRegistry:
     def add_role_files(self, folder: Path, *, strict: bool = True) -> RoleRegistry:
         """The `*.md` role files in `folder`. Invalid files raise one `SpecError` listing every
         problem (`strict`), or are listed as broken roles (for `labcoat roles`)."""
-        problems: list[str] = []
-        for path in find_role_files(folder):
-            self._add_role_file(path, problems, strict=strict)
-        if problems:
-            raise SpecError("invalid role files:\n  - " + "\n  - ".join(problems))
+        roles, bad = scan_role_files(folder)
+        problems = [line for lines in bad.values() for line in lines]
+        if strict and problems:
+            count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+            raise SpecError(f"{folder}: invalid role files ({count}):\n  - "
+                            + "\n  - ".join(problems))
+        for found in roles:
+            self.register(found.name, found, source=f"file {found.path}")
+        for path, lines in bad.items():
+            message = "invalid role file: " + " | ".join(lines)
+            self.register(path.stem, _raiser(message), source=f"file {path}", lazy=True)
         return self
-
-    def _add_role_file(self, path: Path, problems: list[str], *, strict: bool) -> None:
-        source = f"file {path}"
-        try:
-            found = read_role_file(path)
-        except SpecError as err:
-            found_problems = [line.strip().removeprefix("- ") for line in
-                              str(err).splitlines()[1:]]
-            if strict:
-                problems.extend(found_problems)
-            else:
-                message = "invalid role file: " + " | ".join(found_problems)
-                self.register(path.stem, _raiser(message), source=source, lazy=True)
-            return
-        if found.name in self._entries and self._entries[found.name].source.startswith("file "):
-            problems.append(f"{path}: role name {found.name!r} is also used by "
-                            f"{self._entries[found.name].source[5:]}; fix: rename one")
-        self.register(found.name, lambda: found, source=source, lazy=True)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

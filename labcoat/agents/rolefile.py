@@ -149,6 +149,26 @@ def _fix(kind: str, loc: tuple[Any, ...]) -> str:
     return "correct the value"
 
 
+def scan_role_files(folder: Path) -> tuple[list[FileRole], dict[Path, list[str]]]:
+    """The valid role files in `folder`, and the problems of each invalid one (a name that an
+    earlier file already uses is a problem too)."""
+    roles: list[FileRole] = []
+    bad: dict[Path, list[str]] = {}
+    seen: dict[str, Path] = {}
+    for path in find_role_files(folder):
+        problems: list[str] = []
+        found = _parse(path, problems)
+        if found is not None and found.name in seen:
+            problems.append(f"{path}: role name {found.name!r} is also used by "
+                            f"{seen[found.name]}; fix: rename one")
+        if found is None or problems:
+            bad[path] = problems
+            continue
+        seen[found.name] = path
+        roles.append(found)
+    return roles, bad
+
+
 def find_role_files(folder: Path) -> list[Path]:
     """The `*.md` files of a roles folder, sorted; none when the folder is absent."""
     return sorted(folder.glob("*.md")) if folder.is_dir() else []

@@ -415,10 +415,17 @@ def load_experiment(path: Path) -> Experiment:
             problems += [_describe(e, where, lines) for e in err.errors()]
             problems += _unreported_clashes(data, problems, where, lines)
     problems += _folder_problems(spec_path.parent)
+    problems += _role_file_problems(spec_path.parent / "roles")
     if problems or spec is None:
         raise SpecError(f"{where}: invalid experiment spec ({len(problems)} problem"
                         f"{'s' if len(problems) != 1 else ''}):\n  - " + "\n  - ".join(problems))
     return Experiment(spec=spec, dir=spec_path.parent.resolve(), spec_path=spec_path.resolve())
+
+
+def _role_file_problems(folder: Path) -> list[str]:
+    from labcoat.agents.rolefile import scan_role_files  # agents imports this module
+
+    return [line for lines in scan_role_files(folder)[1].values() for line in lines]
 
 
 def _unreported_clashes(data: dict[str, Any], problems: list[str], where: str,

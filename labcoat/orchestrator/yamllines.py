@@ -55,12 +55,18 @@ def _walk(node: yaml.Node, path: Loc, lines: Lines, problems: list[str],
             if key in lines:
                 problems.append(f"{where}:{line}: {dotted(key)}: duplicate key (first on line "
                                 f"{lines[key]}); fix: keep only one")
+                _forget(lines, key)  # YAML keeps the last one: so do the line numbers
             lines[key] = line
             _walk(value_node, key, lines, problems, origin)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[(*path, i)] = item.start_mark.line + 1 + offset
             _walk(item, (*path, i), lines, problems, origin)
+
+
+def _forget(lines: Lines, prefix: Loc) -> None:
+    for loc in [loc for loc in lines if loc[:len(prefix)] == prefix]:
+        del lines[loc]
 
 
 def dotted(loc: Loc) -> str:

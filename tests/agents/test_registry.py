@@ -436,3 +436,19 @@ def test_guard_passes_a_good_result_through(test_plugin: str, tmp_path: Path) ->
     result = asyncio.run(run_role_guarded(ablator, subtask("ablator", drop="lr"), ctx, 30))
     assert not result.ok and result.error == "ablator: no parameter 'lr' in params.json " \
                                              "(it has: model)"
+
+
+def test_print_roles_draws_a_table_on_a_tty(test_plugin: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    write_role(tmp_path / "roles", "skeptic.md", SKEPTIC)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+    registry_module.print_roles(tmp_path)
+    out = capsys.readouterr().out
+    assert "labcoat roles" in out and "┃ role" in out
+    table = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    assert "plugin labcoat-test-plugin" in table["ablator"]
+    assert "file " in table["skeptic"] and "built-in" in table["engineer"]
