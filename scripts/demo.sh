@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: after setup, check the machine and run a command in a sandbox.
-# (Replaced by a real research run once the research loop lands.)
+# `make demo`: after setup, a real research run on the bundled digits experiment with the search
+# brain (no LLM, no API key): 3 iterations, 2 subtasks at a time. Ends with baseline vs best and
+# the path of report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/labcoat doctor
-img=$(.venv/bin/python -c 'from labcoat.sandboxes.image import default_image; print(default_image())')
-docker run --rm --network none --label labcoat.run_id=demo-smoke "$img" \
-    python3 -c 'import os, sklearn; print(f"sandbox ok: uid={os.getuid()} sklearn={sklearn.__version__}")'
+echo
+.venv/bin/labcoat run experiments/digits --max-iterations 3 --parallel 2 --seed 0 --runs-dir runs
