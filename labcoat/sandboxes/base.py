@@ -66,6 +66,15 @@ class SandboxSpec(BaseModel):
     """Allow `Mount(read_only=False)`. Logged, never the default."""
     unsafe_privileged: bool = False
     """Run privileged. Logged, never the default."""
+    writable_dirs: tuple[str, ...] = ("/workspace", "/outputs")
+    """Writable folders, each a per-sandbox host folder bind-mounted in; the rest of the root is
+    read-only (plus the tmpfs at /tmp)."""
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP
+    """Bytes kept at the head and at the tail of each stream of each command."""
+    max_file_bytes: int = 1 << 30
+    """Largest single file `read_file`/`get_dir` take out of the sandbox."""
+    max_copy_bytes: int = 4 << 30
+    """Largest total `get_dir` takes out of the sandbox over its life."""
 
 
 class ExecResult(BaseModel):
@@ -103,7 +112,8 @@ class Sandbox(Protocol):
         timeout_s: float | None = None,
         stdin: bytes | str | None = None,
     ) -> ExecResult:
-        """Run `cmd` (a string goes through `bash -c`); the whole process tree dies at the deadline."""
+        """Run `cmd` (a string goes through `bash -c`); at the deadline the whole process tree
+        dies."""
         ...
 
     async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes: ...

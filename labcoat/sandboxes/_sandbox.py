@@ -1,0 +1,318 @@
+"""`DockerSandbox`: one hardened container, its exec channel and its host scratch folders.
+
+Commands go through the in-container agent (about a millisecond each); when the agent cannot run
+(no python3 in the image) or cannot be restarted, each command is its own engine exec instead.
+A command's failure, timeout or OOM kill is an `ExecResult`; the container, the engine or the
+channel dying under a command is `SandboxUnavailable` (an infrastructure failure: the command's
+outcome is unknown, so the caller should retry in a new sandbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import logging
+import os
+import posixpath
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from labcoat.errors import SandboxUnavailable, UnsafeOutputError
+from labcoat.sandboxes import _container as ctr
+from labcoat.sandboxes import files
+from labcoat.sandboxes.base import ExecResult, SandboxSpec
+from labcoat.sandboxes.channel import Channel, ChannelClosed, b64, exec_stream, kill_everything
+from labcoat.sandboxes.engine import START_HINT, docker_host
+
+log = logging.getLogger(__name__)
+
+AGENT_GRACE_S = 5.0
+"""How long past a command's deadline the agent may take to report the kill."""
+OWNER = (ctr.SANDBOX_UID, ctr.SANDBOX_GID)
+
+
+class DockerSandbox:
+    """A running container. Use as `async with`; `aclose()` force-removes it (idempotent)."""
+
+    def __init__(self, client: Any, container_id: str, name: str, spec: SandboxSpec,
+                 scratch: Path, channel: Channel | None, *,
+                 on_close: Callable[[str], None] | None = None, use_channel: bool = True) -> None:
+        self.client, self.id, self.name, self.spec = client, container_id, name, spec
+        self.scratch, self._channel, self._on_close = scratch, channel, on_close
+        self._use_channel = use_channel and channel is not None
+        self._copied_out = 0
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"DockerSandbox({self.name}, {self.id[:12]})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def uses_channel(self) -> bool:
+        """True while commands go through the persistent agent (False: one exec each)."""
+        return self._channel is not None and not self._channel.closed
+
+    # ---- exec -----------------------------------------------------------------------------
+
+    async def exec(self, cmd: str | Sequence[str], *, cwd: str | None = None,
+                   env: Mapping[str, str] | None = None, timeout_s: float | None = None,
+                   stdin: bytes | str | None = None) -> ExecResult:
+        """Run `cmd` (a string through `bash -c`) in `cwd` (default `spec.workdir`).
+
+        `env` is merged over `spec.env`; nothing of the host's environment is passed. At
+        `timeout_s` the command's whole process tree is killed and `timed_out` is set.
+        Raises `SandboxUnavailable` only when the sandbox itself failed.
+        """
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        merged = {**self.spec.env, **(env or {})}
+        workdir = self._abs(cwd or self.spec.workdir)
+        started = time.monotonic()
+        channel = await self._live_channel()
+        if channel is None:
+            return await self._exec_fallback(argv, merged, workdir, data, timeout_s, started)
+        req = {"argv": argv, "cwd": workdir, "env": merged, "timeout": timeout_s,
+               "stdin": None if data is None else b64(data), "cap": self.spec.output_cap_bytes}
+        deadline = None if timeout_s is None else timeout_s + AGENT_GRACE_S
+        try:
+            reply = await channel.request("exec", timeout_s=deadline, **req)
+        except TimeoutError:
+            return await self._agent_hung(channel, started)
+        except ChannelClosed as err:
+            raise await self._unavailable("the command", err) from None
+        return self._result(reply, started)
+
+    def _result(self, reply: dict[str, Any], started: float) -> ExecResult:
+        if "error" in reply:
+            raise SandboxUnavailable(f"sandbox {self.name}: exec agent error: {reply['error']}")
+        return ExecResult(
+            returncode=reply["rc"], stdout=reply["stdout"], stderr=reply["stderr"],
+            timed_out=reply["timed_out"], oom_killed=reply["oom"], truncated=reply["truncated"],
+            duration_s=time.monotonic() - started,
+        )
+
+    async def _agent_hung(self, channel: Channel, started: float) -> ExecResult:
+        """The agent missed the deadline (stopped or starved by the command): kill everything."""
+        await kill_everything(self.client, self.id)
+        await channel.aclose()
+        log.warning("sandbox %s: the exec agent missed a deadline; killed every process", self.name)
+        return ExecResult(returncode=137, timed_out=True, duration_s=time.monotonic() - started,
+                          stderr="[labcoat: timeout; the exec agent stopped answering, so every "
+                                 "process in the sandbox was killed]")
+
+    async def _exec_fallback(self, argv: list[str], env: dict[str, str], workdir: str,
+                             data: bytes | None, timeout_s: float | None, started: float,
+                             ) -> ExecResult:
+        wall = time.time()
+        try:
+            res = await exec_stream(self.client, self.id, argv, env=env, workdir=workdir,
+                                    stdin=data, timeout_s=timeout_s,
+                                    cap=self.spec.output_cap_bytes)
+        except Exception as err:
+            raise await self._unavailable("the command", err) from None
+        oom = res.returncode == 137 and await self._oom_event_since(wall)
+        return ExecResult(
+            returncode=res.returncode, stdout=res.stdout.text(), stderr=res.stderr.text(),
+            timed_out=res.timed_out, oom_killed=oom,
+            truncated=res.stdout.truncated or res.stderr.truncated,
+            duration_s=time.monotonic() - started,
+        )
+
+    async def _oom_event_since(self, wall: float) -> bool:
+        """Did the engine report an `oom` event for this container since `wall`?"""
+        flt = {"container": self.id, "event": "oom", "type": "container"}
+
+        def scan() -> bool:
+            stream = self.client.api.events(since=int(wall), until=int(time.time()) + 1,
+                                            filters=flt, decode=True)
+            return any(True for _ in stream)
+
+        try:
+            return await asyncio.to_thread(scan)
+        except Exception:
+            return False
+
+    async def _live_channel(self) -> Channel | None:
+        """The agent's channel, restarted once if it died; None means the fallback path."""
+        if self.closed:
+            raise SandboxUnavailable(f"sandbox {self.name} is closed")
+        if self._channel is not None and not self._channel.closed:
+            return self._channel
+        if not self._use_channel:
+            return None
+        try:
+            self._channel = await Channel.start(self.client, self.id)
+        except Exception as err:
+            log.warning("sandbox %s: exec agent restart failed (%s); one exec per command",
+                        self.name, err)
+            self._use_channel, self._channel = False, None
+        return self._channel
+
+    async def _unavailable(self, what: str, err: BaseException) -> SandboxUnavailable:
+        cause = await self._diagnose()
+        return SandboxUnavailable(
+            f"sandbox {self.name}: {what} was interrupted because {cause} ({err}); its outcome is "
+            "unknown. This is an infrastructure failure, not the task's: retry in a new sandbox"
+        )
+
+    async def _diagnose(self) -> str:
+        from docker.errors import NotFound
+
+        try:
+            info = await asyncio.to_thread(self.client.api.inspect_container, self.id)
+        except NotFound:
+            return "its container was removed"
+        except Exception:
+            return f"the Docker engine at {docker_host()} stopped answering; {START_HINT}"
+        state = info.get("State", {})
+        if not state.get("Running"):
+            return (f"its container stopped (exit {state.get('ExitCode')}, "
+                    f"OOMKilled={state.get('OOMKilled')})")
+        return "the exec agent inside it died (the command may have killed it)"
+
+    # ---- single files -----------------------------------------------------------------------
+
+    async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes:
+        """The file's bytes; `UnsafeOutputError` over `max_bytes`, `OSError`s as in Python."""
+        path = self._abs(path)
+        cap = min(max_bytes, self.spec.max_file_bytes)
+        reply = await self._request("read", path=path, max=cap)
+        if reply is None:
+            return await self._read_fallback(path, cap)
+        if "too_big" in reply:
+            raise _too_big(self.name, path, reply["too_big"], cap)
+        return base64.b64decode(reply["data"])
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        """Write (creating parent folders) as the sandbox user."""
+        path = self._abs(path)
+        raw = data.encode() if isinstance(data, str) else data
+        if await self._request("write", path=path, data=b64(raw)) is None:
+            script = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
+            res = await self.exec(["sh", "-c", script, "sh", path], stdin=raw)
+            if res.returncode != 0:
+                raise OSError(errno.EIO, f"writing {path} in sandbox {self.name}: {res.stderr}")
+
+    async def _request(self, op: str, **fields: Any) -> dict[str, Any] | None:
+        channel = await self._live_channel()
+        if channel is None:
+            return None
+        try:
+            reply = await channel.request(op, timeout_s=120.0, **fields)
+        except (ChannelClosed, TimeoutError) as err:
+            raise await self._unavailable(f"{op} of {fields.get('path')}", err) from None
+        if "error" in reply:
+            code = getattr(errno, reply.get("errno") or "EIO", errno.EIO)
+            raise OSError(code, f"sandbox {self.name}: {reply['error']}")
+        return reply
+
+    async def _read_fallback(self, path: str, cap: int) -> bytes:
+        res = await exec_stream(self.client, self.id, ["cat", path], env={}, workdir=None,
+                                stdin=None, timeout_s=120.0, cap=cap + 1)
+        if res.returncode != 0:
+            raise FileNotFoundError(errno.ENOENT, f"sandbox {self.name}: {res.stderr.text()}")
+        if res.stdout.total > cap:
+            raise _too_big(self.name, path, res.stdout.total, cap)
+        return bytes(res.stdout.head)
+
+    # ---- directory trees ----------------------------------------------------------------------
+
+    async def put_dir(self, src: Path, dest: str = "/workspace") -> None:
+        """Copy the host folder `src`'s contents into `dest`, owned by the sandbox user."""
+        dest = self._abs(dest)
+        bound = self._bound(dest)
+        if bound is not None:
+            await asyncio.to_thread(files.copy_in, Path(src), bound[0], bound[1], _owner())
+            return
+        tar = await asyncio.to_thread(lambda: files.tar_of(Path(src), OWNER).read())
+        script = 'mkdir -p "$1" && tar -x --no-same-owner -f - -C "$1"'
+        res = await self.exec(["sh", "-c", script, "sh", dest], stdin=tar)
+        if res.returncode != 0:
+            raise OSError(errno.EIO, f"put_dir into {dest} of sandbox {self.name}: {res.stderr}")
+
+    async def get_dir(self, src: str, dest: Path, *, max_bytes: int | None = None,
+                      max_file_bytes: int | None = None) -> None:
+        """Copy sandbox folder `src` to host folder `dest`, refusing anything unsafe.
+
+        Symlinks are kept only when they point inside the folder; absolute paths, `..`,
+        escaping links, device nodes and FIFOs raise `UnsafeOutputError`, as do files over
+        `max_file_bytes` and totals over `max_bytes` or the sandbox's `max_copy_bytes`.
+        """
+        src = self._abs(src)
+        budget = self._budget(src, max_bytes, max_file_bytes)
+        bound = self._bound(src)
+        try:
+            if bound is not None:
+                await asyncio.to_thread(files.copy_out, bound[0], bound[1], Path(dest), budget)
+            else:
+                await self._get_archive(src, Path(dest), budget)
+        finally:
+            self._copied_out += budget.used
+
+    def _budget(self, src: str, max_bytes: int | None, max_file: int | None) -> files.Budget:
+        left = self.spec.max_copy_bytes - self._copied_out
+        total = left if max_bytes is None else min(max_bytes, left)
+        file_cap = min(max_file or self.spec.max_file_bytes, self.spec.max_file_bytes)
+        return files.Budget(max_file=file_cap, max_total=total,
+                            where=f"sandbox {self.name}: get_dir({src})")
+
+    async def _get_archive(self, src: str, dest: Path, budget: files.Budget) -> None:
+        if src == "/tmp" or src.startswith("/tmp/"):
+            raise ValueError(f"get_dir({src}): the engine cannot read the tmpfs at /tmp; "
+                             "copy into /workspace inside the sandbox first")
+        try:
+            stream, _ = await asyncio.to_thread(self.client.api.get_archive, self.id, src)
+        except Exception as err:
+            raise FileNotFoundError(errno.ENOENT, f"sandbox {self.name}: {src}: {err}") from None
+        await asyncio.to_thread(files.extract_tar, iter(stream), dest, budget)
+
+    def _bound(self, path: str) -> tuple[Path, str] | None:
+        """(host folder, relative path) when `path` lies in a bind-mounted writable folder."""
+        for target in self.spec.writable_dirs:
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                return ctr.scratch_dir(self.scratch, target), posixpath.relpath(path, target)
+        return None
+
+    def _abs(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.spec.workdir, path))
+
+    # ---- teardown -----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Force-remove the container (never a graceful stop) and its host folders."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._channel is not None:
+            await self._channel.aclose()
+        await asyncio.shield(asyncio.to_thread(self._remove))
+
+    def _remove(self) -> None:
+        try:
+            self.client.api.remove_container(self.id, force=True, v=True)
+        except Exception as err:
+            if "No such container" not in str(err):
+                log.warning("sandbox %s not removed (%s); `labcoat sandbox cleanup` will",
+                            self.name, err)
+        ctr.remove_scratch(self.scratch)
+        if self._on_close is not None:
+            self._on_close(self.name)
+
+
+def _owner() -> tuple[int, int] | None:
+    return OWNER if os.geteuid() == 0 else None
+
+
+def _too_big(name: str, path: str, size: int, cap: int) -> UnsafeOutputError:
+    return UnsafeOutputError(
+        f"sandbox {name}: {path} is {size} bytes, over the cap of {cap} bytes; read a part of it "
+        "(e.g. `exec('tail -c 100000 FILE')`) or raise `max_bytes`"
+    )

@@ -1,0 +1,93 @@
+"""Removing labcoat containers that outlived their process: the orphan sweep and `sandbox cleanup`.
+
+Every container carries `labcoat.pid` and `labcoat.host`. A container whose host is this machine
+and whose process is gone is an orphan (its run was SIGKILLed, or the machine lost power): the
+provider sweeps those when it starts, and `labcoat sandbox cleanup` does it by hand. Containers of
+live processes and of other hosts sharing the engine are left alone unless a run id is named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from labcoat.sandboxes import _container as ctr
+from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def is_orphan(labels: dict[str, str], host: str | None = None) -> bool:
+    """A labcoat container of this host whose owning process is gone."""
+    if labels.get(LABEL_HOST) != (host or socket.gethostname()):
+        return False
+    pid = labels.get(LABEL_PID, "")
+    return pid.isdigit() and not pid_alive(int(pid))
+
+
+def find_orphans(client: Any) -> list[Any]:
+    every = client.containers.list(all=True, filters={"label": LABEL_RUN})
+    return [c for c in every if is_orphan(c.labels)]
+
+
+def remove_containers(client: Any, containers: list[Any]) -> int:
+    """Force-remove (never a graceful stop) and delete their host folders; how many went."""
+    removed = 0
+    for container in containers:
+        with contextlib.suppress(Exception):
+            client.api.remove_container(container.id, force=True, v=True)
+            removed += 1
+        ctr.remove_scratch(container.labels.get(ctr.LABEL_SCRATCH))
+    return removed
+
+
+def sweep_scratch(root: Path) -> None:
+    """Remove the scratch folders of dead processes of this host."""
+    prefix = socket.gethostname() + "-"
+    with contextlib.suppress(OSError):
+        for folder in root.iterdir():
+            pid = folder.name.removeprefix(prefix)
+            if folder.name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_orphans(client: Any, scratch_root: Path | None = None) -> int:
+    """Remove orphaned containers of this host and dead processes' scratch folders."""
+    removed = remove_containers(client, find_orphans(client))
+    sweep_scratch(scratch_root or ctr.scratch_root())
+    return removed
+
+
+def remove_run(client: Any, run_id: str) -> int:
+    """Remove every container of `run_id`, whatever process made it."""
+    found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    return remove_containers(client, found)
+
+
+def cleanup_command(run_id: str | None) -> str:
+    """`labcoat sandbox cleanup [--run RUN_ID]`: do it and say what was removed."""
+    from labcoat.sandboxes.engine import connect
+
+    client = connect()
+    try:
+        if run_id:
+            count = remove_run(client, run_id)
+            return f"removed {count} container(s) of run {run_id}"
+        count = sweep_orphans(client)
+    finally:
+        client.close()
+    if not count:
+        return "no orphaned labcoat containers (containers of running labcoat processes are kept)"
+    return f"removed {count} orphaned labcoat container(s) whose process is gone"
