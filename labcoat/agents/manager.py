@@ -34,7 +34,7 @@ class SearchManager:
         self.roles = list(roles)
         self.parallel = parallel
 
-    def plan(self, state: Any, iteration: int) -> Plan:
+    async def plan(self, state: Any, iteration: int) -> Plan:
         subtasks: list[Subtask] = []
         notes: list[str] = []
         if iteration == 1 and "reproducer" in self.roles:
@@ -80,7 +80,7 @@ class SearchManager:
         return Subtask(id=f"it{iteration:03d}-{len(before) + 1:02d}", iteration=iteration,
                        role=role, instructions=instructions, base_commit=base, seed=seed, **extra)
 
-    def review(self, state: Any, iteration: int) -> Plan:
+    async def review(self, state: Any, iteration: int) -> Plan:
         """Critic subtasks for leaders nobody has reviewed yet (empty when none)."""
         if "critic" not in self.roles:
             return Plan([], "no critic available")

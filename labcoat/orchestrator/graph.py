@@ -35,7 +35,7 @@ def build_graph(lab: Lab) -> Any:
         return next_step(lab)
 
     async def plan(_: Tick) -> Tick:
-        if not lab.plan().subtasks:
+        if not (await lab.plan()).subtasks:
             lab.finish("the manager has nothing left to try")
         return {"steps": 1}
 
@@ -48,7 +48,7 @@ def build_graph(lab: Lab) -> Any:
         return {"steps": 1}
 
     async def review(_: Tick) -> Tick:
-        lab.review()
+        await lab.review()
         return {"steps": 1}
 
     def after_review(_: Tick) -> str:

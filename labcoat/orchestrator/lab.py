@@ -85,17 +85,17 @@ class Lab:
 
     # -- plan -------------------------------------------------------------------------------
 
-    def plan(self) -> Plan:
+    async def plan(self) -> Plan:
         iteration = self.state.iteration + 1
-        plan = self.manager.plan(self.state, iteration)
+        plan = await self.manager.plan(self.state, iteration)
         if plan.subtasks:
             self.emit("plan_proposed", iteration=iteration, rationale=plan.rationale,
                       subtasks=[s.model_dump(mode="json") for s in plan.subtasks])
         return plan
 
-    def review(self) -> Plan:
+    async def review(self) -> Plan:
         it = self.state.iteration
-        plan = self.manager.review(self.state, it)
+        plan = await self.manager.review(self.state, it)
         if plan.subtasks:
             self.emit("plan_proposed", iteration=it, rationale=plan.rationale,
                       subtasks=[s.model_dump(mode="json") for s in plan.subtasks])
@@ -105,7 +105,18 @@ class Lab:
 
     async def work(self, sid: str) -> None:
         async with self.semaphore:
-            await self._work(sid)
+            await self._retrying(self._work, sid)
+
+    async def _retrying(self, step: Callable[[str], Any], sid: str) -> None:
+        """Run a step; when its sandbox died but the engine is up, run it once more in a fresh
+        one (a re-run starts from the base commit, as after a resume). Engine down: raise."""
+        try:
+            await step(sid)
+        except SandboxUnavailable:
+            from labcoat.sandboxes.engine import connect
+
+            await asyncio.to_thread(connect, 3.0)  # raises SandboxUnavailable when it is down
+            await step(sid)
 
     async def _work(self, sid: str) -> None:
         rec = self.state.subtasks[sid]
@@ -192,12 +203,15 @@ class Lab:
 
     async def grade(self, sid: str) -> None:
         async with self.semaphore:
-            rec = self.state.subtasks[sid]
-            outcome = await self.grader.grade(rec.tree, subtask_id=sid, seed=rec.seed,
-                                              iteration=rec.iteration)
-            sub = Subtask.model_validate(rec.subtask)
-            commit = self._commit(sub, rec.tree, rec.summary, outcome)
-            self._graded(sid, commit, rec.seed, outcome, rec.iteration)
+            await self._retrying(self._grade, sid)
+
+    async def _grade(self, sid: str) -> None:
+        rec = self.state.subtasks[sid]
+        outcome = await self.grader.grade(rec.tree, subtask_id=sid, seed=rec.seed,
+                                          iteration=rec.iteration)
+        sub = Subtask.model_validate(rec.subtask)
+        commit = self._commit(sub, rec.tree, rec.summary, outcome)
+        self._graded(sid, commit, rec.seed, outcome, rec.iteration)
 
     async def regrade(self, sid: str, commit: str, seed: int, iteration: int,
                       ) -> dict[str, float] | None:
@@ -276,4 +290,4 @@ def _beats(a: float, b: float, direction: str) -> bool:
     return a < b if direction == "minimize" else a > b
 
 
-__all__ = ["Lab", "SandboxUnavailable"]
+__all__ = ["Lab"]
