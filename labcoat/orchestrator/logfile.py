@@ -66,11 +66,11 @@ class Chain:
         self.seq = 0
         self.sum = ""
         self.line = 0
+        """Good lines so far; the line being checked is `line + 1`."""
         self.offset = 0
 
     def take(self, raw: bytes) -> ev.EventBase:
         """Verify the next line (`raw` with its newline) and advance past it."""
-        self.line += 1
         body, digest = _split(raw)
         if hashlib.sha256(self.sum.encode() + body).hexdigest() != digest:
             raise _BadLine(self._mismatch(body))
@@ -78,6 +78,7 @@ class Chain:
         if event.seq != self.seq:
             raise _BadLine(f"seq {event.seq} where {self.seq} was expected")
         self.seq, self.sum, self.offset = self.seq + 1, digest, self.offset + len(raw)
+        self.line += 1
         return event
 
     def _validate(self, body: bytes) -> ev.EventBase:
@@ -102,7 +103,7 @@ class Chain:
         version = record.get("v")
         if isinstance(version, int) and version > ev.SCHEMA_VERSION:
             raise RunLogVersionError(
-                f"{self.path} line {self.line}: written with log schema v{version}; this "
+                f"{self.path} line {self.line + 1}: written with log schema v{version}; this "
                 f"labcoat reads v0 to v{ev.SCHEMA_VERSION}. Upgrade labcoat "
                 f"(pip install -U labcoat) to read or resume this run.")
         return record
@@ -154,13 +155,13 @@ def _torn(tail: bytes, chain: Chain) -> TornTail | None:
         reason = "blank lines at the end"
     else:
         reason = f"a partial last record ({len(tail)} bytes, no newline): the write was cut"
-    return TornTail(chain.line, chain.offset, len(tail), reason)
+    return TornTail(chain.line + 1, chain.offset, len(tail), reason)
 
 
 def _corrupt(chain: Chain, why: str) -> RunLogCorrupt:
-    path, keep = shlex.quote(str(chain.path)), chain.line - 1
+    path, keep = shlex.quote(str(chain.path)), chain.line
     return RunLogCorrupt(
-        f"{chain.path} line {chain.line}: {why}. Nothing is skipped: the run cannot be read "
+        f"{chain.path} line {keep + 1}: {why}. Nothing is skipped: the run cannot be read "
         f"past this line. To keep lines 1-{keep} and drop the rest (a copy stays in "
         f"{chain.path.name}.bak): cp {path} {path}.bak && head -n {keep} {path}.bak > {path}")
 
@@ -214,22 +215,32 @@ def load_state(run_dir: Path | str) -> RunState:
 
 
 class LogReader:
-    """Incremental reader for `--follow`: each `poll()` returns the events added since."""
+    """Incremental reader for `--follow`: each `poll()` returns the events added since.
+
+    A partial last line waits for the next poll. A torn tail is left unread and reported
+    in `torn` (a writer may repair it later); other damage raises `RunLogCorrupt`.
+    """
 
     def __init__(self, run_dir: Path | str) -> None:
         self._chain = Chain(log_path(run_dir))
-        self._pending = b""
+        self.torn: TornTail | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._chain.path
 
     def poll(self) -> list[ev.EventBase]:
-        """New complete lines, verified; a partial last line waits for the next poll."""
         with open(self._chain.path, "rb") as f:
-            f.seek(self._chain.offset + len(self._pending))
-            data = self._pending + f.read()
-        *lines, self._pending = data.split(b"\n")
-        out = []
-        for raw in lines:
+            f.seek(self._chain.offset)
+            data = f.read()
+        out, pos, self.torn = [], 0, None
+        while (end := data.find(b"\n", pos)) >= 0:
             try:
-                out.append(self._chain.take(raw + b"\n"))
+                out.append(self._chain.take(data[pos:end + 1]))
             except _BadLine as bad:
-                raise _corrupt(self._chain, str(bad)) from None
+                self.torn = _torn(data[pos:], self._chain)
+                if self.torn is None:
+                    raise _corrupt(self._chain, str(bad)) from None
+                break
+            pos = end + 1
         return out
