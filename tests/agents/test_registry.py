@@ -151,6 +151,7 @@ def test_cli_lists_builtins_and_the_installed_plugin(test_plugin: str) -> None:
 def test_cli_lists_role_files_with_their_path(tmp_path: Path, test_plugin: str) -> None:
     skeptic = write_role(tmp_path / "exp" / "roles", "skeptic.md", SKEPTIC)
     bad = write_role(tmp_path / "exp" / "roles", "bad.md", "---\nname: bad\n---\nbody\n")
+    twin = write_role(tmp_path / "exp" / "roles", "twin.md", SKEPTIC)
     proc = labcoat_roles(str(tmp_path / "exp"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -158,6 +159,8 @@ def test_cli_lists_role_files_with_their_path(tmp_path: Path, test_plugin: str) 
            "data." in lines
     bad_line = next(line for line in lines if line.startswith("bad\t"))
     assert f"file {bad}\tERROR: " in bad_line and "description: Field required" in bad_line
+    assert f"twin\tfile {twin}\tERROR: invalid role file: {twin}: role name 'skeptic' is also " \
+           f"used by {skeptic}; fix: rename one" in lines
     assert any(line.startswith("ablator\t") for line in lines)
 
 
