@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from labcoat.agents.base import Role, RoleContext, RoleResult, Subtask
 from labcoat.agents.rolefile import scan_role_files
-from labcoat.errors import ConfigError, SpecError, UnknownRoleError
+from labcoat.errors import ConfigError, SandboxUnavailable, SpecError, UnknownRoleError
 
 ENTRY_POINT_GROUP = "labcoat.roles"
 BUILTIN_MODULE = "labcoat.agents.builtin"
@@ -297,6 +297,8 @@ async def run_role_guarded(role: Any, subtask: Subtask, ctx: RoleContext,
         finished, result = await _within(_no_exit(pending), timeout_s)
     except RoleExited as err:
         return _failed(name, f"raised {err}{_where(err.__cause__)}")
+    except SandboxUnavailable:
+        raise  # infrastructure, not the role's failure: the loop retries or pauses the run
     except (Exception, SystemExit) as err:
         return _failed(name, f"raised {_one_line(err)}{_where(err)}")
     if not finished:

@@ -25,6 +25,8 @@ from labcoat.orchestrator.spec import Experiment, trial_env
 from labcoat.orchestrator.workspace import BEST_BRANCH, Workspace, subtask_branch
 from labcoat.sandboxes.base import Sandbox, SandboxProvider
 
+SUBTASK_EVENTS = frozenset({"sandbox_exec", "llm_call"})
+"""Events a role may emit that carry its subtask id (filled in when the role leaves it out)."""
 ROLE_TIMEOUT_FACTOR = 4
 """A role may take this many command timeouts before it is stopped."""
 
@@ -157,7 +159,8 @@ class Lab:
 
     def _context(self, sub: Subtask, box: Sandbox | None, parent: str, role: Any) -> RoleContext:
         def emit(type_: str, fields: Any) -> None:
-            self.emit(type_, iteration=sub.iteration, parent=parent, **dict(fields))
+            defaults = {"subtask_id": sub.id} if type_ in SUBTASK_EVENTS else {}
+            self.emit(type_, iteration=sub.iteration, parent=parent, **(defaults | dict(fields)))
 
         async def grade(commit: str, seed: int) -> dict[str, float] | None:
             return await self.regrade(sub.target or sub.id, commit, seed, sub.iteration)

@@ -9,8 +9,6 @@ for a third-party package.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.metadata
 import json
 import subprocess
 import sys
@@ -34,26 +32,8 @@ from labcoat.agents.rolefile import FileRole, read_role_file
 from labcoat.errors import ConfigError, SpecError, UnknownRoleError
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
 
-PLUGIN_DIST = "labcoat-test-plugin"
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin_pkg"
+PLUGIN_DIST = "labcoat-test-plugin"  # installed by the `test_plugin` fixture (tests/conftest.py)
 LABCOAT = Path(sys.executable).with_name("labcoat")
-
-
-@pytest.fixture(scope="session")
-def test_plugin() -> str:
-    """Install tests/plugin_pkg into this venv (editable) unless it already is."""
-    try:
-        importlib.metadata.distribution(PLUGIN_DIST)
-    except importlib.metadata.PackageNotFoundError:
-        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(PLUGIN_DIR)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        assert proc.returncode == 0, f"installing the test plugin failed:\n{proc.stderr}"
-        importlib.invalidate_caches()
-    try:
-        importlib.import_module("labcoat_test_plugin")
-    except ImportError:  # an editable install's path hook only loads at interpreter start
-        sys.path.insert(0, str(PLUGIN_DIR))
-    return PLUGIN_DIST
 
 
 def labcoat_roles(*args: str) -> subprocess.CompletedProcess[str]:

@@ -78,3 +78,23 @@ def test_resume_of_finished_run_changes_nothing(toy: Path, tmp_path: Path) -> No
     again = labcoat("resume", str(run_dir))
     assert again.returncode == 0 and "already finished" in again.stdout
     assert (run_dir / "log.jsonl").read_bytes() == before
+
+
+def test_plugin_role_gets_a_subtask(toy: Path, tmp_path: Path, test_plugin: str) -> None:
+    exp = make_experiment(tmp_path / "plug", roles=["reproducer", "engineer", "ablator"])
+    listed = labcoat("roles", str(exp))
+    assert "ablator" in listed.stdout and "plugin labcoat-test-plugin" in listed.stdout
+    proc = labcoat("run", str(exp), "--max-iterations", "2", "--parallel", "2",
+                   "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    events = read_events(run_dir)
+    started = [e for e in events if e.type == "subtask_started" and e.role == "ablator"]
+    assert len(started) == 2  # one per iteration, on the best result so far
+    done = {e.subtask_id: e for e in events if e.type == "subtask_finished"}
+    # Iteration 1 plans before any result exists: the ablator sees the unchanged baseline.
+    assert "nothing to ablate" in done[started[0].subtask_id].summary
+    second = done[started[1].subtask_id]
+    assert "ablated x=" in second.summary
+    ablated = load_state(run_dir).subtasks[second.subtask_id]
+    assert ablated.metric is not None and abs(ablated.metric - 0.64) < 0.01  # x back to 0.1

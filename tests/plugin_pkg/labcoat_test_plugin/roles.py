@@ -51,8 +51,8 @@ async def _confirm(ctx: RoleContext, drop: str, was: object,
     """Read the file back inside the sandbox: the summary reports what is really there."""
     assert ctx.sandbox is not None
     check = await ctx.sandbox.exec(f"cat {shlex.quote(PARAMS)}", timeout_s=30)
-    ctx.emit("sandbox_exec", {"role": "ablator", "cmd": f"cat {PARAMS}",
-                              "returncode": check.returncode})
+    ctx.emit("sandbox_exec", {"cmd": f"cat {PARAMS}", "returncode": check.returncode,
+                              "duration_s": check.duration_s, "stdout_tail": check.stdout})
     if not check.ok or json.loads(check.stdout) != kept:
         return RoleResult(ok=False, error=f"ablator: params.json did not take the edit: "
                                           f"{check.stderr.strip() or check.stdout.strip()}")
