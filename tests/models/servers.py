@@ -224,14 +224,14 @@ def _anthropic_body(content: list[dict[str, Any]], stop: str, usage: tuple[int, 
 
 def anthropic_text(
     text: str, *, stop: str = "end_turn", usage: tuple[int, int] = (10, 5),
-    cache: tuple[int, int] = (0, 0), model: str = "claude-sonnet-4-5",
+    cache: tuple[int, int] = (0, 0), model: str = "claude-haiku-4-5",
 ) -> dict[str, Any]:
     return _anthropic_body([{"type": "text", "text": text}], stop, usage, cache, model)
 
 
 def anthropic_tool(name: str, input: dict[str, Any], *, call_id: str | None = None,
                    stop: str = "tool_use", usage: tuple[int, int] = (10, 5),
-                   cache: tuple[int, int] = (0, 0), model: str = "claude-sonnet-4-5",
+                   cache: tuple[int, int] = (0, 0), model: str = "claude-haiku-4-5",
                    text: str | None = None) -> dict[str, Any]:
     block = {"type": "tool_use", "id": call_id or f"toolu_{uuid.uuid4().hex[:8]}",
              "name": name, "input": input}

@@ -88,6 +88,11 @@ class AnthropicModel:
             raise self._mapped(err) from None
         return parse_response(response, self.where)
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections. Call once the run is done (or use `ManagedModel` as
+        `async with`)."""
+        await self.client.close()
+
     def _mapped(self, err: Exception) -> Exception:
         mapped = map_api_error(err, self.where) or ModelError(f"{self.where}: {err}")
         return type(mapped)(redact(str(mapped), [self._key]))

@@ -105,6 +105,11 @@ class OpenAIModel:
             request["temperature"] = settings.temperature
         return request
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections. Call once the run is done (or use `ManagedModel` as
+        `async with`)."""
+        await self.client.close()
+
     def _mapped(self, err: Exception) -> Exception:
         mapped = map_api_error(err, self.where) or ModelError(f"{self.where}: {err}")
         return type(mapped)(redact(str(mapped), [self._key]))

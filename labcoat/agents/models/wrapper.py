@@ -77,11 +77,23 @@ class ManagedModel:
         self.role = role
         self.reply_retries = reply_retries
         self.reply_retry_wait_s = reply_retry_wait_s
-        self.secrets = tuple(secrets)
+        self._secrets = tuple(secrets)
         self._replay = {k: list(v) for k, v in (replay or {}).items()}
         self.replaying = bool(self._replay)
         self.calls = 0
         self.replayed = 0
+
+    async def aclose(self) -> None:
+        """Close the provider's HTTP connections (siblings from `with_role` share them)."""
+        close = getattr(self.api, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> ManagedModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def with_role(self, role: str, emit: Emit | None = None) -> ManagedModel:
         """A sibling sharing adapter, budget and replay log, tagged with another role."""
@@ -142,7 +154,7 @@ class ManagedModel:
             "request_hash": digest,
             "model": self.name,
             "role": self.role,
-            "reply": json.loads(redact(reply.model_dump_json(), self.secrets)),
+            "reply": json.loads(redact(reply.model_dump_json(), self._secrets)),
             "usage": reply.usage.model_dump(),
             "cost_usd": reply.cost_usd,
             "duration_s": round(duration_s, 3),
@@ -154,7 +166,7 @@ class ManagedModel:
     def _emit_error(self, digest: str, err: LabcoatError) -> None:
         if self.emit is None:
             return
-        message = redact(str(err), self.secrets)
+        message = redact(str(err), self._secrets)
         fields = {"request_hash": digest, "model": self.name, "role": self.role,
                   "error": type(err).__name__, "message": message}
         self.emit("llm_error", fields)
