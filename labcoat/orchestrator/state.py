@@ -66,7 +66,6 @@ class SubtaskState:
     """The latest critique verdict on this subtask's result (it was the target)."""
     critique: dict[str, Any] | None = None
     """This subtask's own critique of another (for reviewing roles)."""
-    execs: int = 0
 
     @property
     def seed(self) -> int:
@@ -118,17 +117,14 @@ class Spend:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """Spend in total, per role and per iteration. `RunState.copy` copies the dicts."""
+
     total: Spend = Spend()
     by_role: dict[str, Spend] = field(default_factory=dict)
     by_iteration: dict[int, Spend] = field(default_factory=dict)
 
-    def add(self, call: ev.LlmCall) -> Cost:
-        return Cost(
-            total=self.total.add(call),
-            by_role={**self.by_role, call.role: self.by_role.get(call.role, Spend()).add(call)},
-            by_iteration={**self.by_iteration, call.iteration:
-                          self.by_iteration.get(call.iteration, Spend()).add(call)},
-        )
+    def copy(self) -> Cost:
+        return Cost(self.total, dict(self.by_role), dict(self.by_iteration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +180,7 @@ class RunState:
     resumes: int = 0
     repairs: int = 0
     sandbox_execs: int = 0
+    execs_by_subtask: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     """The reason of run_paused / run_finished, or the error of run_failed."""
 
@@ -241,7 +238,8 @@ class RunState:
         """A copy whose containers can change without touching this state."""
         return replace(self, config=dict(self.config), subtasks=dict(self.subtasks),
                        rationales=dict(self.rationales), closed=list(self.closed),
-                       llm_responses=dict(self.llm_responses))
+                       llm_responses=dict(self.llm_responses), cost=self.cost.copy(),
+                       execs_by_subtask=dict(self.execs_by_subtask))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for `labcoat status --json`), with the derived values included."""
@@ -302,15 +300,18 @@ def _subtask_started(s: RunState, e: ev.SubtaskStarted) -> None:
 
 def _sandbox_exec(s: RunState, e: ev.SandboxExec) -> None:
     s.sandbox_execs += 1
-    old = s.subtasks.get(e.subtask_id) if e.subtask_id else None
-    if old is not None:
-        _update(s, e.subtask_id, execs=old.execs + 1)
+    if e.subtask_id is not None:
+        s.execs_by_subtask[e.subtask_id] = s.execs_by_subtask.get(e.subtask_id, 0) + 1
 
 
 def _llm_call(s: RunState, e: ev.LlmCall) -> None:
     s.llm_responses[e.request_hash] = e.response
-    if not e.replayed:
-        s.cost = s.cost.add(e)
+    if e.replayed:
+        return
+    cost = s.cost
+    s.cost = replace(cost, total=cost.total.add(e))  # the dicts are this state's own copies
+    cost.by_role[e.role] = cost.by_role.get(e.role, Spend()).add(e)
+    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, Spend()).add(e)
 
 
 def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
