@@ -173,10 +173,11 @@ def test_auth_failure_stops_after_one_request_without_the_key(shape: str, status
     assert CANARY not in repr(events) and events[0][1]["error"] == "ModelAuthError"
 
 
-def test_exhausted_quota_429_is_not_retried() -> None:
-    quota = openai_error(429, "You exceeded your current quota, please check your plan and "
-                         "billing details.", type="insufficient_quota", code="insufficient_quota")
-    srv, _ = fails("openai", [quota] * 3, ModelQuotaError, "labcoat resume")
+@pytest.mark.parametrize("shape", SHAPES)
+def test_exhausted_quota_429_is_not_retried(shape: str) -> None:
+    message = "You exceeded your current quota, please check your plan and billing details."
+    quota = error(shape, 429, message, "insufficient_quota", headers=NOW)
+    srv, _ = fails(shape, [quota] * 3, ModelQuotaError, "labcoat resume")
     assert len(srv.requests) == 1
 
 
