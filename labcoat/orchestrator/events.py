@@ -57,7 +57,8 @@ def cap_head(text: str, limit: int = CMD_CAP) -> str:
 class EventBase(BaseModel):
     """Fields every record carries. `seq` is 0-based and consecutive in the file."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants",
+                              defer_build=True)
 
     v: Literal[1] = SCHEMA_VERSION
     """Schema version of the record (after an in-memory upgrade: always the current one)."""
