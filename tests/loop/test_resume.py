@@ -29,9 +29,30 @@ def outcome(run_dir: Path) -> tuple[dict[str, Any], float | None]:
     return done, state.best.metric if state.best else None
 
 
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([LABCOAT, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+class Started:
+    """A labcoat process whose output goes to files (no pipe to leave open or to break)."""
+
+    def __init__(self, folder: Path, *args: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        n = len(list(folder.glob("out-*")))
+        self.out, self.err = folder / f"out-{n}", folder / f"err-{n}"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen([LABCOAT, *args], stdout=out, stderr=err)
+        self.pid = self.proc.pid
+
+    def run_dir(self, timeout: float = 60) -> Path:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.out.read_text().splitlines()
+            if lines:
+                return Path(lines[0])
+            assert self.proc.poll() is None, self.err.read_text()
+            time.sleep(0.05)
+        raise AssertionError("labcoat printed no run directory")
+
+
+def start(folder: Path, *args: str) -> Started:
+    return Started(folder, *args)
 
 
 def wait_for_event(run_dir: Path, kind: str, timeout: float = 120) -> None:
@@ -56,19 +77,19 @@ def test_killed_ten_times_ends_like_uninterrupted(tmp_path: Path, docker_client:
     expected = outcome(run_dir_of(ref))
 
     rng = random.Random(20261123)
-    proc = start("run", str(exp), *ARGS, "--runs-dir", str(tmp_path / "killed"))
-    assert proc.stdout is not None
-    run_dir = Path(proc.stdout.readline().strip())
+    logs = tmp_path / "logs"
+    proc = start(logs, "run", str(exp), *ARGS, "--runs-dir", str(tmp_path / "killed"))
+    run_dir = proc.run_dir()
     kills = 0
     while kills < 10:
         time.sleep(rng.uniform(0.5, 3.0))
-        if proc.poll() is not None:
+        if proc.proc.poll() is not None:
             break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait()
         kills += 1
-        proc = start("resume", str(run_dir))
-    proc.wait(timeout=600)
+        proc = start(logs, "resume", str(run_dir))
+    proc.proc.wait(timeout=600)
     for _ in range(3):  # the last resume may itself have been the one that finished
         if load_state(run_dir).status == "finished":
             break
@@ -82,13 +103,12 @@ def test_killed_ten_times_ends_like_uninterrupted(tmp_path: Path, docker_client:
 
 def test_ctrl_c_pauses_and_resume_finishes(tmp_path: Path, docker_client: Any) -> None:
     exp = make_experiment(tmp_path / "toy")
-    proc = start("run", str(exp), "--max-iterations", "2", "--parallel", "2",
+    proc = start(tmp_path / "logs", "run", str(exp), "--max-iterations", "2", "--parallel", "2",
                  "--runs-dir", str(tmp_path / "runs"))
-    assert proc.stdout is not None
-    run_dir = Path(proc.stdout.readline().strip())
+    run_dir = proc.run_dir()
     wait_for_event(run_dir, "subtask_started")
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.proc.wait(timeout=60) == 130, proc.err.read_text()
     state = load_state(run_dir)
     assert state.status == "paused" and "SIGINT" in (state.stop_reason or "")
     assert containers_of(docker_client, state.run_id) == []
@@ -99,12 +119,11 @@ def test_ctrl_c_pauses_and_resume_finishes(tmp_path: Path, docker_client: Any) -
 
 def test_sigterm_pauses(tmp_path: Path, docker_client: Any) -> None:
     exp = make_experiment(tmp_path / "toy")
-    proc = start("run", str(exp), "--runs-dir", str(tmp_path / "runs"))
-    assert proc.stdout is not None
-    run_dir = Path(proc.stdout.readline().strip())
+    proc = start(tmp_path / "logs", "run", str(exp), "--runs-dir", str(tmp_path / "runs"))
+    run_dir = proc.run_dir()
     wait_for_event(run_dir, "subtask_started")
     os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
+    assert proc.proc.wait(timeout=60) == 130, proc.err.read_text()
     state = load_state(run_dir)
     assert state.status == "paused" and "SIGTERM" in (state.stop_reason or "")
     assert containers_of(docker_client, state.run_id) == []
@@ -112,12 +131,11 @@ def test_sigterm_pauses(tmp_path: Path, docker_client: Any) -> None:
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy")
-    proc = start("run", str(exp), "--runs-dir", str(tmp_path / "runs"))
-    assert proc.stdout is not None
-    run_dir = Path(proc.stdout.readline().strip())
+    proc = start(tmp_path / "logs", "run", str(exp), "--runs-dir", str(tmp_path / "runs"))
+    run_dir = proc.run_dir()
     wait_for_event(run_dir, "plan_proposed")
     second = labcoat("resume", str(run_dir), timeout=30)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    proc.proc.send_signal(signal.SIGINT)
+    proc.proc.wait(timeout=60)
     assert second.returncode != 0
     assert f"run locked by pid {proc.pid}" in second.stderr
