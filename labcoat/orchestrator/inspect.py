@@ -209,6 +209,9 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "run_finished": lambda e: f"{_first(e.reason, 50)}; best {e.best_subtask or '-'} "
                               f"{_num(e.best_metric)} @ {_short(e.best_commit)}",
     "run_failed": lambda e: _first(e.error),
+    "tool_call": lambda e: f"{e.subtask_id or '-'} {e.tool}"
+                           + ("" if e.ok else f" REJECTED {_first(e.error, 60)}"),
+    "llm_error": lambda e: f"{e.role or '-'} {e.model}: {e.error} {_first(e.message, 60)}",
     "log_repaired": lambda e: f"set aside {e.dropped_bytes} bytes ({e.reason}) "
                               f"in {e.broken_copy}",
 }
