@@ -24,12 +24,12 @@ from labcoat.errors import SandboxUnavailable, UnsafeOutputError
 from labcoat.sandboxes import _container as ctr
 from labcoat.sandboxes import files
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
-from labcoat.sandboxes.channel import Channel, ChannelClosed, b64, exec_stream, kill_everything
+from labcoat.sandboxes.channel import Channel, ChannelClosed, b64, exec_stream, kill_marked
 from labcoat.sandboxes.engine import START_HINT, docker_host
 
 log = logging.getLogger(__name__)
 
-AGENT_GRACE_S = 5.0
+AGENT_GRACE_S = 3.0
 """How long past a command's deadline the agent may take to report the kill."""
 OWNER = (ctr.SANDBOX_UID, ctr.SANDBOX_GID)
 
@@ -101,12 +101,12 @@ class DockerSandbox:
 
     async def _agent_hung(self, channel: Channel, started: float) -> ExecResult:
         """The agent missed the deadline (stopped or starved by the command): kill everything."""
-        await kill_everything(self.client, self.id)
+        await kill_marked(self.client, self.id, "", *filter(None, [channel.agent_pid]))
         await channel.aclose()
-        log.warning("sandbox %s: the exec agent missed a deadline; killed every process", self.name)
+        log.warning("sandbox %s: exec agent missed a deadline; killed its commands", self.name)
         return ExecResult(returncode=137, timed_out=True, duration_s=time.monotonic() - started,
                           stderr="[labcoat: timeout; the exec agent stopped answering, so every "
-                                 "process in the sandbox was killed]")
+                                 "command process in the sandbox was killed]")
 
     async def _exec_fallback(self, argv: list[str], env: dict[str, str], workdir: str,
                              data: bytes | None, timeout_s: float | None, started: float,
@@ -146,6 +146,9 @@ class DockerSandbox:
             raise SandboxUnavailable(f"sandbox {self.name} is closed")
         if self._channel is not None and not self._channel.closed:
             return self._channel
+        if self._channel is not None:
+            await self._channel.aclose()
+            self._channel = None
         if not self._use_channel:
             return None
         try:
@@ -232,7 +235,7 @@ class DockerSandbox:
         if bound is not None:
             await asyncio.to_thread(files.copy_in, Path(src), bound[0], bound[1], _owner())
             return
-        tar = await asyncio.to_thread(lambda: files.tar_of(Path(src), OWNER).read())
+        tar = await asyncio.to_thread(files.tar_of, Path(src), OWNER)
         script = 'mkdir -p "$1" && tar -x --no-same-owner -f - -C "$1"'
         res = await self.exec(["sh", "-c", script, "sh", dest], stdin=tar)
         if res.returncode != 0:

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labcoat.sandboxes._agent import Capture
+from labcoat.sandboxes._agent import MARKER_ENV, Capture
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class Channel:
     def __init__(self, sock: ExecSocket, container_id: str) -> None:
         self.sock, self.container_id = sock, container_id
         self.closed = False
+        self.agent_pid = 0
         self.agent_stderr: deque[str] = deque(maxlen=20)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -125,10 +127,11 @@ class Channel:
         """Start the agent in the container and wait for its first answer."""
         channel = cls(await open_exec(client, container_id, AGENT_CMD, stdin=True), container_id)
         try:
-            await channel.request("ping", timeout_s=timeout_s)
+            hello = await channel.request("ping", timeout_s=timeout_s)
         except (ChannelClosed, TimeoutError):
             await channel.aclose()
             raise ChannelClosed(f"the exec agent did not start: {channel.stderr_tail()}") from None
+        channel.agent_pid = int(hello.get("pid") or 0)
         return channel
 
     async def request(self, op: str, *, timeout_s: float | None = None, **fields: Any,
@@ -141,9 +144,11 @@ class Channel:
         self._pending[rid] = fut
         try:
             await self.sock.send(json.dumps({"id": rid, "op": op, **fields}).encode() + b"\n")
+        except OSError as err:
+            self._pending.pop(rid, None)
+            raise ChannelClosed(f"writing to the agent failed: {err!r}") from None
+        try:
             return await asyncio.wait_for(fut, timeout_s)
-        except (ConnectionError, OSError) as err:
-            raise ChannelClosed(f"writing to the agent failed: {err}") from None
         finally:
             self._pending.pop(rid, None)
 
@@ -205,9 +210,14 @@ async def exec_stream(
     client: Any, container_id: str, argv: Sequence[str], *, env: Mapping[str, str],
     workdir: str | None, stdin: bytes | None, timeout_s: float | None, cap: int,
 ) -> StreamedExec:
-    """Run one command as its own engine exec (the fallback path), streaming into captures."""
-    sock = await open_exec(client, container_id, argv, stdin=stdin is not None, env=env,
-                           workdir=workdir)
+    """Run one command as its own engine exec (the fallback path), streaming into captures.
+
+    The command carries a unique `LABCOAT_EXEC` marker in its environment; at the deadline every
+    process still carrying it (its whole tree, setsid'd daemons included) is killed.
+    """
+    token = secrets.token_hex(8)
+    sock = await open_exec(client, container_id, argv, stdin=stdin is not None,
+                           env={**env, MARKER_ENV: token}, workdir=workdir)
     out, err = Capture(cap), Capture(cap)
     try:
         if stdin is not None:
@@ -217,7 +227,7 @@ async def exec_stream(
     finally:
         sock.close()
     if timed_out:
-        await kill_everything(client, container_id)
+        await kill_marked(client, container_id, token)
     info = await asyncio.to_thread(client.api.exec_inspect, sock.exec_id)
     code = info.get("ExitCode")
     return StreamedExec(out, err, 137 if timed_out or code is None else int(code), timed_out)
@@ -238,14 +248,33 @@ async def _pump_frames(sock: ExecSocket, out: Capture, err: Capture, timeout_s: 
     return True
 
 
-async def kill_everything(client: Any, container_id: str) -> None:
-    """SIGKILL every process of the sandbox user (PID 1, the init, is immune): the last resort."""
+# Kills every process whose environment carries the marker (any command's when $1 is empty),
+# plus the pids given after it; never PID 1 (the init) nor the container's main process.
+_KILL_SCRIPT = """
+me=$$; tag=$1; shift
+for round in 1 2 3; do
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = "$me" ] && continue
+    if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -q "^LABCOAT_EXEC=$tag"; then
+      kill -9 "$p" 2>/dev/null
+    fi
+  done
+done
+[ $# -gt 0 ] && kill -9 "$@" 2>/dev/null
+exit 0
+"""
+
+
+async def kill_marked(client: Any, container_id: str, token: str = "", *pids: int) -> None:
+    """SIGKILL the marked command's tree (every command's with no token), from outside it."""
+    argv = ["sh", "-c", _KILL_SCRIPT, "sh", token, *map(str, pids)]
     with contextlib.suppress(Exception):
-        await asyncio.to_thread(_kill_all_sync, client.api, container_id)
+        await asyncio.to_thread(_run_sync, client.api, container_id, argv)
 
 
-def _kill_all_sync(api: Any, container_id: str) -> None:
-    api.exec_start(api.exec_create(container_id, ["sh", "-c", "kill -9 -1"])["Id"])
+def _run_sync(api: Any, container_id: str, argv: list[str]) -> None:
+    api.exec_start(api.exec_create(container_id, argv)["Id"])
 
 
 def b64(data: bytes) -> str:

@@ -37,19 +37,23 @@ def is_orphan(labels: dict[str, str], host: str | None = None) -> bool:
     return pid.isdigit() and not pid_alive(int(pid))
 
 
-def find_orphans(client: Any) -> list[Any]:
-    every = client.containers.list(all=True, filters={"label": LABEL_RUN})
-    return [c for c in every if is_orphan(c.labels)]
+def labelled(client: Any, label: str = LABEL_RUN) -> list[dict[str, Any]]:
+    """Containers carrying `label` (`key` or `key=value`), as the engine's list entries."""
+    return list(client.api.containers(all=True, filters={"label": label}))
 
 
-def remove_containers(client: Any, containers: list[Any]) -> int:
+def find_orphans(client: Any) -> list[dict[str, Any]]:
+    return [c for c in labelled(client) if is_orphan(c.get("Labels") or {})]
+
+
+def remove_containers(client: Any, containers: list[dict[str, Any]]) -> int:
     """Force-remove (never a graceful stop) and delete their host folders; how many went."""
     removed = 0
     for container in containers:
         with contextlib.suppress(Exception):
-            client.api.remove_container(container.id, force=True, v=True)
+            client.api.remove_container(container["Id"], force=True, v=True)
             removed += 1
-        ctr.remove_scratch(container.labels.get(ctr.LABEL_SCRATCH))
+        ctr.remove_scratch((container.get("Labels") or {}).get(ctr.LABEL_SCRATCH))
     return removed
 
 
@@ -72,8 +76,7 @@ def sweep_orphans(client: Any, scratch_root: Path | None = None) -> int:
 
 def remove_run(client: Any, run_id: str) -> int:
     """Remove every container of `run_id`, whatever process made it."""
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
-    return remove_containers(client, found)
+    return remove_containers(client, labelled(client, f"{LABEL_RUN}={run_id}"))
 
 
 def cleanup_command(run_id: str | None) -> str:

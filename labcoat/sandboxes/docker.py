@@ -39,7 +39,7 @@ from labcoat.sandboxes import _container as ctr
 from labcoat.sandboxes._sandbox import DockerSandbox
 from labcoat.sandboxes.base import SandboxSpec
 from labcoat.sandboxes.channel import Channel, ChannelClosed
-from labcoat.sandboxes.cleanup import remove_containers, sweep_orphans
+from labcoat.sandboxes.cleanup import remove_run, sweep_orphans
 from labcoat.sandboxes.engine import connect
 from labcoat.sandboxes.pool import WarmPool
 
@@ -165,9 +165,7 @@ class DockerProvider:
         await self.start()
         if run_id is None:
             return await asyncio.to_thread(sweep_orphans, self.client, self.scratch_root)
-        flt = {"label": f"{ctr.LABEL_RUN}={run_id}"}
-        found = await asyncio.to_thread(self.client.containers.list, all=True, filters=flt)
-        return await asyncio.to_thread(remove_containers, self.client, found)
+        return await asyncio.to_thread(remove_run, self.client, run_id)
 
     async def aclose(self) -> None:
         """Remove every container this provider made (pool included) and the run's leftovers."""

@@ -16,10 +16,10 @@ Two routes, chosen by `DockerSandbox`:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -76,24 +76,24 @@ def check_link(rel: str, target: str, where: str) -> None:
         )
 
 
-def open_dir(root: Path, rel: PurePosixPath | str, *, create: bool = False) -> int:
+def open_dir(root: Path, rel: PurePosixPath | str, *, create: bool = False,
+             owner: tuple[int, int] | None = None) -> int:
     """An fd for `root/rel`, never following a symlink below `root` (which we made ourselves)."""
     fd = os.open(root, _DIR_FLAGS)
-    try:
-        for part in PurePosixPath(rel).parts:
-            fd = _step_into(fd, part, create, root)
-    except BaseException:
-        os.close(fd)
-        raise
+    for part in PurePosixPath(rel).parts:
+        fd = _step_into(fd, part, create, root, owner)  # closes the parent, even on error
     return fd
 
 
-def _step_into(fd: int, part: str, create: bool, root: Path) -> int:
+def _step_into(fd: int, part: str, create: bool, root: Path,
+               owner: tuple[int, int] | None = None) -> int:
     if part in ("..", "/"):
+        os.close(fd)
         raise UnsafeOutputError(f"refusing path component {part!r} below {root}")
     if create:
         with contextlib.suppress(FileExistsError):
             os.mkdir(part, 0o755, dir_fd=fd)
+            _chown(part, fd, owner)
     try:
         nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
     except OSError as err:
@@ -119,18 +119,30 @@ class _Out:
 
 def copy_out(root: Path, rel: str, dest: Path, budget: Budget) -> int:
     """Copy the untrusted tree `root/rel` into `dest`; returns bytes copied."""
-    dest.mkdir(parents=True, exist_ok=True)
     out, base = _Out(dest, budget), open_dir(root, check_name(rel, budget.where))
     start = budget.used
     try:
-        for dirpath, _dirs, files, dirfd in os.fwalk(".", dir_fd=base, follow_symlinks=False):
-            (dest / dirpath).mkdir(exist_ok=True)
-            for name in files:
-                _copy_out_entry(out, os.path.normpath(os.path.join(dirpath, name)), name, dirfd)
+        _walk_out(out, base, ".", root)
     finally:
         os.close(base)
     verify_links(dest, out.links, budget.where)
     return budget.used - start
+
+
+def _walk_out(out: _Out, dirfd: int, rel: str, root: Path) -> None:
+    (out.dest / rel).mkdir(parents=True, exist_ok=True)
+    with os.scandir(dirfd) as entries:
+        names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    for name, is_dir in sorted(names):
+        path = os.path.normpath(os.path.join(rel, name))
+        if not is_dir:
+            _copy_out_entry(out, path, name, dirfd)
+            continue
+        sub = _step_into(os.dup(dirfd), name, False, root)
+        try:
+            _walk_out(out, sub, path, root)
+        finally:
+            os.close(sub)
 
 
 def _copy_out_entry(out: _Out, rel: str, name: str, dirfd: int) -> None:
@@ -207,7 +219,7 @@ def _kind(mode: int) -> str:
 
 def copy_in(src: Path, root: Path, rel: str, owner: tuple[int, int] | None) -> int:
     """Copy the trusted host tree `src` into `root/rel` (which the sandbox may have tampered)."""
-    fd = open_dir(root, check_name(rel, str(root)), create=True)
+    fd = open_dir(root, check_name(rel, str(root)), create=True, owner=owner)
     try:
         return _copy_in_dir(src, fd, owner)
     finally:
@@ -271,19 +283,18 @@ def _chown(name: str, dir_fd: int, owner: tuple[int, int] | None) -> None:
 # ---- tar streams -------------------------------------------------------------------------------
 
 
-def tar_of(src: Path, owner: tuple[int, int]) -> IO[bytes]:
-    """A spooled tar of `src`'s contents, owned by `owner` inside the sandbox."""
+def tar_of(src: Path, owner: tuple[int, int]) -> bytes:
+    """A tar of `src`'s contents, owned by `owner` inside the sandbox."""
 
     def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid, info.gid, info.uname, info.gname = owner[0], owner[1], "", ""
         return info
 
-    spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 (returned open)
-    with tarfile.open(fileobj=spool, mode="w") as tar:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for child in sorted(src.iterdir()):
             tar.add(child, arcname=child.name, filter=own)
-    spool.seek(0)
-    return spool
+    return buf.getvalue()
 
 
 def extract_tar(chunks: Iterator[bytes], dest: Path, budget: Budget) -> int:

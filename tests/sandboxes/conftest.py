@@ -1,0 +1,47 @@
+"""Sandbox fixtures: one event loop per module, providers per backend, a shared probe sandbox.
+
+Every backend in `BACKENDS` must pass `test_conformance.py`. Docker runs twice: with the
+persistent exec channel (the default) and with one engine exec per command (the fallback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from labcoat.sandboxes import DockerProvider, SandboxSpec
+
+T = TypeVar("T")
+Run = Callable[[Coroutine[Any, Any, T]], T]
+
+BACKENDS: dict[str, Callable[[str], Any]] = {
+    "docker": lambda run_id: DockerProvider(run_id),
+    "docker-exec": lambda run_id: DockerProvider(run_id, exec_channel=False),
+}
+
+
+def new_run_id(tag: str = "t") -> str:
+    return f"pytest-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Run[Any]]:
+    """Run a coroutine on this module's event loop (sandboxes are bound to the loop)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+@pytest.fixture(scope="module")
+def make_spec(sandbox_image: str) -> Callable[..., SandboxSpec]:
+    """Small limits: the machine is shared."""
+
+    def make(run_id: str, **kw: Any) -> SandboxSpec:
+        base: dict[str, Any] = {"image": sandbox_image, "run_id": run_id, "cpus": 1.0,
+                                "memory_mb": 512, "pids_limit": 128, "tmpfs_mb": 64}
+        return SandboxSpec(**(base | kw))
+
+    return make
