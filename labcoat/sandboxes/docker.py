@@ -60,6 +60,7 @@ class DockerProvider:
             if pool_size > 0 else None
         self._live: dict[str, DockerSandbox | None] = {}
         self._started = False
+        self._preflighted: set[tuple[str, int]] = set()
         self._sigterm: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> DockerProvider:
@@ -96,7 +97,10 @@ class DockerProvider:
         """Fail before any container exists: unsafe settings, missing image, GPUs not there."""
         await self.start()
         ctr.check_spec(spec)
-        await asyncio.to_thread(ctr.preflight, self.client, spec)
+        key = (spec.image, spec.gpus)
+        if key not in self._preflighted:  # once per image: acquisitions stay sub-millisecond
+            await asyncio.to_thread(ctr.preflight, self.client, spec)
+            self._preflighted.add(key)
 
     async def create(self, spec: SandboxSpec) -> DockerSandbox:
         """A started sandbox for `spec`: from the warm pool when enabled, else created cold."""

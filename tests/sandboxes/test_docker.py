@@ -46,16 +46,21 @@ def containers_of(client: Any, run_id: str) -> list[str]:
 
 def test_engine_down_is_clear_and_fast(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/labcoat-test.sock")
+    messages = []
     with warnings.catch_warnings():  # docker-py leaks the socket of a failed connect
         warnings.simplefilter("ignore", ResourceWarning)
         start = time.monotonic()
-        with pytest.raises(SandboxUnavailable) as err:
-            run(DockerProvider("never").start())
-        assert time.monotonic() - start < 5
-        with pytest.raises(SandboxUnavailable, match=r"labcoat-test\.sock"):
-            cleanup_command(None)
+        attempts = (lambda: run(DockerProvider("never").start()), lambda: cleanup_command(None))
+        for attempt in attempts:
+            try:
+                attempt()
+            except SandboxUnavailable as err:
+                messages.append(str(err))
+        elapsed = time.monotonic() - start
         gc.collect()
-    assert "/nonexistent/labcoat-test.sock" in str(err.value) and "start" in str(err.value)
+    assert len(messages) == 2 and elapsed < 10  # each attempt well under 5 s
+    for text in messages:
+        assert "/nonexistent/labcoat-test.sock" in text and "start" in text
 
 
 def test_missing_image_names_it_and_the_fix(run: Any, provider: DockerProvider, make_spec: Any,
@@ -259,7 +264,8 @@ def test_sigkilled_run_is_swept_at_next_start(run: Any, docker_client: Any, sand
                                               ) -> None:
     run_id = new_run_id("orphan")
     proc, cid, scratch = spawn_child(run_id, sandbox_image, "kill")
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
     assert containers_of(docker_client, run_id) == [cid]  # left behind...
     assert scratch.exists()
     fresh = DockerProvider(new_run_id("sweeper"))
@@ -274,8 +280,7 @@ def test_sigterm_removes_the_runs_containers(docker_client: Any, sandbox_image: 
     proc, cid, scratch = spawn_child(run_id, sandbox_image, "wait")
     assert containers_of(docker_client, run_id) == [cid]
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    proc.communicate()
+    proc.communicate(timeout=30)
     assert containers_of(docker_client, run_id) == []
     assert not scratch.exists()
 
