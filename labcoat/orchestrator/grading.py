@@ -8,6 +8,7 @@ a JSON object. The grader folder's hash is checked against the run's before ever
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -85,7 +86,7 @@ class Grader:
     async def _grade_in(self, tmp: Path, rev: str, sid: str, seed: int, iteration: int,
                         ) -> dict[str, float]:
         work, outputs = tmp / "work", tmp / "outputs"
-        self.export(rev, work)
+        await asyncio.to_thread(self.export, rev, work)
         env = trial_env(read_params(work), seed)
         await self._run_step(work, outputs, sid, env, iteration)
         return await self._evaluate_step(outputs, sid, seed, iteration)

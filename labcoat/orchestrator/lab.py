@@ -150,7 +150,7 @@ class Lab:
         box = await self.provider.create(spec)
         try:
             with tempfile.TemporaryDirectory(prefix="labcoat-base-") as tmp:
-                self.workspace.export(sub.base_commit, Path(tmp))
+                await asyncio.to_thread(self.workspace.export, sub.base_commit, Path(tmp))
                 await box.put_dir(Path(tmp), "/workspace")
         except BaseException:
             await box.aclose()
@@ -175,7 +175,7 @@ class Lab:
         if not result.ok:
             self._failed(sub, attempt, result.error or "the role reported failure")
             return
-        base_tree = self.workspace.tree_of(sub.base_commit)
+        base_tree = await asyncio.to_thread(self.workspace.tree_of, sub.base_commit)
         tree = await self._collect(box) if (result.changes and box is not None) else base_tree
         fields: dict[str, Any] = dict(subtask_id=sub.id, role=sub.role, attempt=attempt,
                                       summary=result.summary, changed=tree != base_tree)
@@ -186,14 +186,15 @@ class Lab:
         if result.grade:
             fields["tree"] = tree
         elif tree != base_tree:
-            fields["commit"] = self._commit(sub, tree, result.summary, None)
+            fields["commit"] = await asyncio.to_thread(self._commit, sub, tree, result.summary,
+                                                       None)
         self.emit("subtask_finished", iteration=sub.iteration, **fields)
         self.sync_best()
 
     async def _collect(self, box: Sandbox) -> str:
         with tempfile.TemporaryDirectory(prefix="labcoat-result-") as tmp:
             await box.get_dir("/workspace", Path(tmp))
-            return self.workspace.write_tree(Path(tmp))
+            return await asyncio.to_thread(self.workspace.write_tree, Path(tmp))
 
     def _failed(self, sub: Subtask, attempt: int, error: str) -> None:
         self.emit("subtask_failed", iteration=sub.iteration, subtask_id=sub.id, role=sub.role,
@@ -213,7 +214,7 @@ class Lab:
         outcome = await self.grader.grade(rec.tree, subtask_id=sid, seed=rec.seed,
                                           iteration=rec.iteration)
         sub = Subtask.model_validate(rec.subtask)
-        commit = self._commit(sub, rec.tree, rec.summary, outcome)
+        commit = await asyncio.to_thread(self._commit, sub, rec.tree, rec.summary, outcome)
         self._graded(sid, commit, rec.seed, outcome, rec.iteration)
 
     async def regrade(self, sid: str, commit: str, seed: int, iteration: int,

@@ -30,6 +30,8 @@ class Workspace:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.repo = git.Repo(path)
+        self._trees: dict[str, str] = {}
+        """Commit -> tree: immutable, so looked up once."""
 
     @classmethod
     def create(cls, src: Path, dest: Path) -> tuple[Workspace, str]:
@@ -81,7 +83,13 @@ class Workspace:
             return None
 
     def tree_of(self, rev: str) -> str:
-        return self._git("rev-parse", f"{rev}^{{tree}}")
+        """The tree of a commit (cached when `rev` is a full sha: those never change)."""
+        if rev in self._trees:
+            return self._trees[rev]
+        tree = self._git("rev-parse", f"{rev}^{{tree}}")
+        if len(rev) == 40:
+            self._trees[rev] = tree
+        return tree
 
     def export(self, rev: str, dest: Path) -> None:
         """Materialise the tree of `rev` (a commit or tree sha) into `dest`."""
