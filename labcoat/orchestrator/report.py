@@ -61,7 +61,10 @@ def cost_line(state: Any) -> str:
     total = state.cost.total
     if total.calls == 0:
         return "none (no model calls)"
-    unknown = (f", {total.unknown_cost_calls} call(s) of unknown price"
+    if total.unknown_cost_calls == total.calls:  # a local or unpriced model: never a silent $0
+        return (f"unknown (no price for the model) over {total.calls} call(s), "
+                f"{total.tokens} tokens")
+    unknown = (f", plus {total.unknown_cost_calls} call(s) of unknown price"
                if total.unknown_cost_calls else "")
     return f"${total.usd:.4f} over {total.calls} call(s), {total.tokens} tokens{unknown}"
 
@@ -94,10 +97,13 @@ def lineage(state: Any) -> list[str]:
 
 
 def plot_metric(state: Any, path: Path) -> Path | None:
-    """Every graded result per iteration, the best so far, and the baseline."""
+    """Every graded result per iteration, the best so far (results the critic could not
+    reproduce are marked and never count as best), and the baseline."""
     points = [(s.iteration, s.metric, s.role) for s in state.subtasks.values()
-              if s.metric is not None]
-    if not points:
+              if s.metric is not None and s.verdict != "not_reproducible"]
+    refuted = [(s.iteration, s.metric) for s in state.subtasks.values()
+               if s.metric is not None and s.verdict == "not_reproducible"]
+    if not points and not refuted:
         return None
     import matplotlib
 
@@ -109,12 +115,15 @@ def plot_metric(state: Any, path: Path) -> Path | None:
         xs = [p[0] for p in points if p[2] == role]
         ys = [p[1] for p in points if p[2] == role]
         ax.scatter(xs, ys, label=role, alpha=0.8)
+    if refuted:
+        ax.scatter([p[0] for p in refuted], [p[1] for p in refuted], marker="x", color="red",
+                   label="not reproducible")
     xs, best = best_so_far(state, points)
     ax.step(xs, best, where="post", color="black", label="best so far")
     if state.baseline is not None:
         ax.axhline(state.baseline, color="grey", linestyle="--", label="baseline")
     ax.set(xlabel="iteration", ylabel=state.metric_name, title=f"{state.metric_name} per iteration")
-    ax.set_xticks(sorted({p[0] for p in points}))
+    ax.set_xticks(sorted({p[0] for p in points} | {p[0] for p in refuted}))
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
