@@ -84,7 +84,17 @@ class GraderTampered(LabcoatError):
 
 
 class BudgetExhausted(LabcoatError):
-    """No new model call or subtask fits the remaining budget; the run can resume with more."""
+    """No new model call or subtask fits the remaining budget; the run can resume with more.
+
+    `kind` ("usd" or "tokens"), `limit` and `spent` go into the `budget_exhausted` event.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, kind: str = "usd", limit: float = 0.0,
+                 spent: float = 0.0) -> None:
+        super().__init__(message)
+        self.kind, self.limit, self.spent = kind, limit, spent
 
 
 class ModelError(LabcoatError):
@@ -96,7 +106,10 @@ class ModelAuthError(ModelError):
 
 
 class ModelQuotaError(ModelError):
-    """The provider's quota is exhausted: the run pauses and can be resumed later."""
+    """The provider's quota is exhausted: the run pauses (exit 3, like a budget) and can be
+    resumed once credit is added."""
+
+    exit_code = 3
 
 
 class ContextOverflowError(ModelError):

@@ -41,6 +41,12 @@ def describe_failure(cmd: str, res: ExecResult) -> str:
     return f"`{cmd}` {why}: {tail(res.stderr or res.stdout, 600).strip()}"
 
 
+async def _llm_work(name: str, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+    from labcoat.agents.llm_roles import work
+
+    return await work(name, subtask, ctx)
+
+
 class Reproducer:
     name = "reproducer"
     description = ("Runs the unmodified baseline exactly as given, to check that it works and to "
@@ -49,6 +55,8 @@ class Reproducer:
     async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
         from labcoat.orchestrator.spec import trial_env
 
+        if ctx.model is not None:
+            return await _llm_work(self.name, subtask, ctx)
         spec = ctx.spec.spec
         # Run in a scratch copy so the baseline's outputs never enter the result commit.
         script = "rm -rf /tmp/repro && cp -a /workspace /tmp/repro && cd /tmp/repro && "
@@ -67,6 +75,8 @@ class Engineer:
 
     async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
         assert ctx.sandbox is not None
+        if ctx.model is not None:
+            return await _llm_work(self.name, subtask, ctx)
         if not subtask.params:
             return RoleResult(ok=False, error="engineer without a model needs trial parameters; "
                               "give the experiment a search_space or run with --model")
@@ -99,6 +109,10 @@ class Critic:
     uses_sandbox = False
 
     async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
+        if ctx.model is not None:
+            from labcoat.agents.llm_roles import review
+
+            return await review(subtask, ctx)
         target = ctx.state.subtasks[subtask.target] if ctx.state else None
         commit = getattr(target, "commit", None)
         if not subtask.target or not commit:

@@ -26,7 +26,16 @@ from typing import Any, TypeVar
 
 from labcoat.agents.base import Role, RoleContext, RoleResult, Subtask
 from labcoat.agents.rolefile import scan_role_files
-from labcoat.errors import ConfigError, SandboxUnavailable, SpecError, UnknownRoleError
+from labcoat.errors import (
+    BudgetExhausted,
+    ConfigError,
+    ModelAuthError,
+    ModelQuotaError,
+    ModelUnavailable,
+    SandboxUnavailable,
+    SpecError,
+    UnknownRoleError,
+)
 
 ENTRY_POINT_GROUP = "labcoat.roles"
 BUILTIN_MODULE = "labcoat.agents.builtin"
@@ -297,8 +306,9 @@ async def run_role_guarded(role: Any, subtask: Subtask, ctx: RoleContext,
         finished, result = await _within(_no_exit(pending), timeout_s)
     except RoleExited as err:
         return _failed(name, f"raised {err}{_where(err.__cause__)}")
-    except SandboxUnavailable:
-        raise  # infrastructure, not the role's failure: the loop retries or pauses the run
+    except (SandboxUnavailable, BudgetExhausted, ModelAuthError, ModelQuotaError,
+            ModelUnavailable):
+        raise  # infrastructure or budget, not the role's failure: the run retries or pauses
     except (Exception, SystemExit) as err:
         return _failed(name, f"raised {_one_line(err)}{_where(err)}")
     if not finished:

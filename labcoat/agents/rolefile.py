@@ -14,7 +14,6 @@ The body is the role's instructions. A role file becomes a `FileRole`, run by th
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,21 +68,10 @@ class FileRole:
             return RoleResult(ok=False, grade=False, error=(
                 f"role {self.name} needs a model (--model anthropic:MODEL or --model "
                 f"openai:MODEL, or `model:` in {self.path}); the search brain has none"))
-        ctx = dataclasses.replace(ctx, instructions=self.instructions)
-        if importlib.util.find_spec("labcoat.agents.toolloop") is not None:
-            from labcoat.agents.toolloop import run_tool_loop  # type: ignore[attr-defined]
+        from labcoat.agents.llm_roles import run_file_role
 
-            result: RoleResult = await run_tool_loop(self, subtask, ctx)
-            return result
-        return await self._answer_once(subtask, ctx)
-
-    async def _answer_once(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
-        """Without the tool loop the role can only advise: one reply, nothing to grade."""
-        from labcoat.agents.models import Message
-
-        reply = await ctx.model.complete(
-            [Message.system(self.instructions), Message.user(subtask.instructions)])
-        return RoleResult(summary=reply.message.content.strip(), grade=False)
+        return await run_file_role(self, subtask, dataclasses.replace(
+            ctx, instructions=self.instructions))
 
 
 def split_front_matter(text: str) -> tuple[str, str, int] | None:

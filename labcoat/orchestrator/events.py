@@ -11,6 +11,9 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
     v0  development logs before labcoat 0.1: no `parent` field; `sandbox_exec` named
         `returncode` as `exit_code`.
     v1  labcoat 0.1 (current): `parent` on every event; `returncode`.
+        Optional v1 additions (a reader that predates them refuses nothing it wrote):
+        `tool_call` (one tool call of an LLM role's loop) and `llm_error` (a model call that
+        failed with a labcoat error); the fold ignores both.
 
 Older records are upgraded in memory by `upgrade` (the file is never rewritten); a record
 newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.
@@ -155,6 +158,39 @@ class LlmCall(EventBase):
     """True when the response came from the log, not the provider (not counted as spend)."""
 
 
+class ToolCallEvent(EventBase):
+    """One tool call of an LLM role's loop (executed, or rejected as unusable)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    subtask_id: str | None = None
+    tool: str
+    call_id: str = ""
+    ok: bool = True
+    error: str | None = None
+    arguments: str = ""
+    """The raw JSON arguments, capped."""
+    duration_s: float = 0.0
+
+    @field_validator("arguments")
+    @classmethod
+    def _cap_arguments(cls, value: str) -> str:
+        return cap_head(value)
+
+
+class LlmError(EventBase):
+    """A model call that ended in a labcoat error (auth, quota, unavailable, ...)."""
+
+    type: Literal["llm_error"] = "llm_error"
+    role: str | None = None
+    subtask_id: str | None = None
+    model: str
+    request_hash: str
+    error: str
+    """The error class name, e.g. `ModelAuthError`."""
+    message: str = ""
+    """The error's message (keys redacted)."""
+
+
 class SubtaskFinished(EventBase):
     type: Literal["subtask_finished"] = "subtask_finished"
     subtask_id: str
@@ -247,13 +283,15 @@ class LogRepaired(EventBase):
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
     RunStarted, RunResumed, PlanProposed, SubtaskStarted, SandboxExec, LlmCall,
     SubtaskFinished, SubtaskFailed, Graded, CritiqueEvent, IterationClosed,
-    BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired,
+    BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired, ToolCallEvent,
+    LlmError,
 )
 
 Event = Annotated[
     RunStarted | RunResumed | PlanProposed | SubtaskStarted | SandboxExec | LlmCall
     | SubtaskFinished | SubtaskFailed | Graded | CritiqueEvent | IterationClosed
-    | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired,
+    | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired
+    | ToolCallEvent | LlmError,
     Field(discriminator="type"),
 ]
 """Any event; validate with `EVENT_ADAPTER` or `parse_event`."""

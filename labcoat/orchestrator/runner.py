@@ -1,7 +1,9 @@
 """`labcoat run` and `labcoat resume`: set a run up (or pick it up from its log) and drive it.
 
 Exit codes: 0 finished (or already finished), 1 stopped by an error (the log says why and the run
-is resumable), 2 bad input, 3 paused on a budget, 130 interrupted (Ctrl-C / SIGTERM).
+is resumable; a rejected API key is one), 2 bad input, 3 paused on a budget (`budget_exhausted`,
+resume with a higher `--budget-usd` / `--budget-tokens`) or on the provider's exhausted quota
+(resume once credit is added), 130 interrupted (Ctrl-C / SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 import labcoat
-from labcoat.errors import ConfigError, LabcoatError, RunLogWriteError, SandboxUnavailable
+from labcoat.errors import (
+    BudgetExhausted,
+    ConfigError,
+    LabcoatError,
+    RunLogWriteError,
+    SandboxUnavailable,
+)
 from labcoat.orchestrator.spec import Experiment, ExperimentSpec, experiment_hash, grader_hash
 
 DEFAULT_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-5",
@@ -88,7 +96,7 @@ def start_run(experiment_dir: Path, opts: RunOptions) -> int:
     exp = load_experiment(experiment_dir)
     goal = exp.goal(opts.goal)
     brain = resolve_brain(opts)
-    check_brain(brain, opts)
+    check_brain(brain, opts, exp)
     preflight(exp)
     run_id = new_run_id(exp.spec.name)
     run_dir = (opts.runs_dir / run_id).resolve()
@@ -134,12 +142,14 @@ def experiment_of(state: Any) -> Experiment:
     return Experiment(spec=spec, dir=folder, spec_path=folder / "experiment.yaml")
 
 
-def check_brain(brain: str, opts: RunOptions) -> None:
+def check_brain(brain: str, opts: RunOptions, exp: Experiment) -> None:
+    """Model specs well formed and their API keys present, before the run dir exists."""
     if brain == "search":
         return
-    if ":" not in brain:
-        raise ConfigError(f"--model {brain!r} is not a model spec; fix: use `search`, "
-                          "`anthropic:MODEL` or `openai:MODEL`")
+    from labcoat.agents.llm_brain import check_keys, role_specs
+
+    specs = role_specs(opts.model_dump(), brain, exp)
+    check_keys([brain, *specs.values()], opts.base_url)
 
 
 def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
@@ -149,6 +159,10 @@ def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
     try:
         return asyncio.run(run_session(run_dir, journal, exp))
     except RunLogWriteError:
+        raise
+    except BudgetExhausted as err:
+        _stop(journal, "budget_exhausted", kind=err.kind, limit=err.limit, spent=err.spent)
+        _stop(journal, "run_paused", reason=str(err))
         raise
     except LabcoatError as err:
         _stop(journal, "run_paused", reason=str(err))

@@ -23,21 +23,27 @@ async def run_session(run_dir: Path, journal: Any, exp: Experiment) -> int:
     state = journal.state
     cfg = state.config
     registry = default_registry(exp.dir)
-    manager, models = build_brain(state, exp, registry)
+    manager, models = build_brain(state, exp, registry, journal)
     progress = Progress(metric=exp.spec.metric.name, max_iterations=cfg.get("max_iterations"))
-    async with DockerProvider(run_id=state.run_id, pool_size=int(cfg.get("parallel", 1))) as box:
-        lab = Lab(run_dir=run_dir, journal=journal, experiment=exp,
-                  workspace=Workspace(run_dir / "workspace"), provider=box, manager=manager,
-                  roles=registry, progress=progress, models=models)
-        with progress:
-            code = await _drive(lab)
+    try:
+        async with DockerProvider(run_id=state.run_id,
+                                  pool_size=int(cfg.get("parallel", 1))) as box:
+            lab = Lab(run_dir=run_dir, journal=journal, experiment=exp,
+                      workspace=Workspace(run_dir / "workspace"), provider=box, manager=manager,
+                      roles=registry, progress=progress, models=models)
+            with progress:
+                code = await _drive(lab)
+    finally:
+        if hasattr(models, "aclose"):
+            await models.aclose()  # the model clients' HTTP connections
     if journal.state.status == "finished":
         summarize(run_dir, journal.state)
     return code
 
 
-def build_brain(state: Any, exp: Experiment, registry: Any) -> tuple[Any, Any]:
-    """The manager and the per-role model lookup for the run's brain."""
+def build_brain(state: Any, exp: Experiment, registry: Any, journal: Any) -> tuple[Any, Any]:
+    """The manager and the per-role model lookup for the run's brain (the LLM brain's model
+    events go to `journal`)."""
     from labcoat.agents.manager import SearchManager
 
     roles = exp.spec.roles or registry.names()  # the manager's menu
@@ -46,7 +52,7 @@ def build_brain(state: Any, exp: Experiment, registry: Any) -> tuple[Any, Any]:
         return SearchManager(exp, roles, parallel=parallel), lambda role: None
     from labcoat.agents.llm_brain import build_llm_brain
 
-    return build_llm_brain(state, exp, registry, roles)
+    return build_llm_brain(state, exp, registry, roles, journal)
 
 
 async def _drive(lab: Any) -> int:

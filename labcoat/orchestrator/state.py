@@ -363,6 +363,10 @@ def _log_repaired(s: RunState, e: ev.LogRepaired) -> None:
     s.repairs += 1
 
 
+def _ignored(s: RunState, e: ev.EventBase) -> None:
+    """Events kept for the timeline only (`tool_call`, `llm_error`)."""
+
+
 _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
     "run_started": _run_started, "run_resumed": _run_resumed,
     "plan_proposed": _plan_proposed, "subtask_started": _subtask_started,
@@ -371,6 +375,7 @@ _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
     "graded": _graded, "critique": _critique, "iteration_closed": _iteration_closed,
     "budget_exhausted": _budget_exhausted, "run_paused": _run_paused,
     "run_finished": _run_finished, "run_failed": _run_failed, "log_repaired": _log_repaired,
+    "tool_call": _ignored, "llm_error": _ignored,
 }
 
 

@@ -302,17 +302,25 @@ def test_file_role_without_model_fails_its_subtask(tmp_path: Path) -> None:
     assert str(found.path) in result.error
 
 
-def test_file_role_one_shot_answer_uses_the_model(tmp_path: Path) -> None:
-    from labcoat.agents.models import ScriptedModel, text_reply
+def test_file_role_runs_the_tool_loop_with_its_instructions_and_tools(tmp_path: Path) -> None:
+    import dataclasses
+
+    from labcoat.agents.models import ScriptedModel, tool_reply
+    from labcoat.orchestrator.spec import load_experiment
+    from tests.loop.conftest import make_experiment
 
     found = read_role_file(write_role(tmp_path, "skeptic.md", SKEPTIC))
-    model = ScriptedModel([text_reply("No leakage: the split happens before scaling.")])
-    ctx, _ = make_ctx(model=model)
-    result = asyncio.run(found._answer_once(subtask("skeptic"), ctx))
-    assert result.ok and result.summary == "No leakage: the split happens before scaling."
-    assert not result.grade
-    sent = model.calls[0].messages
-    assert sent[0].content == found.instructions and sent[1].content == "do the thing"
+    model = ScriptedModel([tool_reply("submit", {"summary": "No leakage: split before scaling."})])
+    ctx, events = make_ctx(model=model)
+    ctx = dataclasses.replace(ctx, spec=load_experiment(make_experiment(tmp_path / "toy")))
+    result = asyncio.run(found.run(subtask("skeptic"), ctx))
+    assert result.ok and result.summary == "No leakage: split before scaling."
+    sent = model.calls[0]
+    assert found.instructions in sent.messages[0].content
+    assert "do the thing" in sent.messages[1].content
+    assert [t.name for t in sent.tools] == ["bash", "read_file", "submit"]
+    assert [(kind, fields["tool"], fields["subtask_id"]) for kind, fields in events] == [
+        ("tool_call", "submit", "it001-01")]
     model.assert_complete()
 
 

@@ -46,14 +46,16 @@ class Budget:
         if self.max_tokens is not None and self.spent_tokens + worst.total_tokens > self.max_tokens:
             raise BudgetExhausted(
                 f"token budget: {self.spent_tokens} of {self.max_tokens} tokens spent and the next "
-                f"call may use up to {worst.total_tokens}. Resume with a higher --budget-tokens."
+                f"call may use up to {worst.total_tokens}. Resume with a higher --budget-tokens.",
+                kind="tokens", limit=self.max_tokens, spent=self.spent_tokens,
             )
         if self.max_usd is not None and price is not None:
             cost = price.cost(worst)
             if self.spent_usd + cost > self.max_usd:
                 raise BudgetExhausted(
                     f"dollar budget: ${self.spent_usd:.4f} of ${self.max_usd:.2f} spent and the "
-                    f"next call may cost up to ${cost:.4f}. Resume with a higher --budget-usd."
+                    f"next call may cost up to ${cost:.4f}. Resume with a higher --budget-usd.",
+                    kind="usd", limit=self.max_usd, spent=round(self.spent_usd, 6),
                 )
 
     def charge(self, usage: Usage, cost_usd: float | None) -> None:
