@@ -113,6 +113,7 @@ class LlmManager:
         self.digest_tokens = digest_tokens
         self.search = SearchManager(experiment, roles, parallel=max_subtasks)
         self._diffs: dict[tuple[str, str], str] = {}
+        self._ws: Any = None
 
     # -- plan ----------------------------------------------------------------------------------
 
@@ -183,11 +184,15 @@ class LlmManager:
     def _diff(self, base: str, commit: str) -> str:
         key = (base, commit)
         if key not in self._diffs:
+            self._diffs[key] = self._workspace().diff(base, commit, max_chars=DIFF_CHARS)
+        return self._diffs[key]
+
+    def _workspace(self) -> Any:
+        if self._ws is None:
             from labcoat.orchestrator.workspace import Workspace
 
-            ws = Workspace(Path(self.journal.run_dir) / "workspace")
-            self._diffs[key] = ws.diff(base, commit, max_chars=DIFF_CHARS)
-        return self._diffs[key]
+            self._ws = Workspace(Path(self.journal.run_dir) / "workspace")
+        return self._ws
 
     def _run_log(self, sid: str) -> str:
         """The tail of the target's graded `run` step (never the evaluate step's output)."""
