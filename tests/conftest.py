@@ -74,7 +74,8 @@ def _labcoat_containers() -> list[object]:
         client = connect(timeout_s=3)
     except Exception:
         return []
-    return client.containers.list(all=True, filters={"label": "labcoat.run_id"})
+    return client.containers.list(all=True, filters={"label": "labcoat.run_id"},
+                                  ignore_removed=True)
 
 
 def _ours(container: object) -> bool:

@@ -23,9 +23,9 @@ ARGS = ["--max-iterations", "3", "--parallel", "2", "--seed", "7"]
 def outcome(run_dir: Path) -> tuple[dict[str, Any], float | None]:
     """Finished subtasks -> (role, tree of their commit, metric); and the best metric."""
     state = load_state(run_dir)
-    repo = git.Repo(run_dir / "workspace")
-    done = {s.id: (s.role, repo.commit(s.commit).tree.hexsha if s.commit else None, s.metric)
-            for s in state.subtasks.values() if s.status == "finished"}
+    with git.Repo(run_dir / "workspace") as repo:
+        done = {s.id: (s.role, repo.commit(s.commit).tree.hexsha if s.commit else None, s.metric)
+                for s in state.subtasks.values() if s.status == "finished"}
     return done, state.best.metric if state.best else None
 
 

@@ -24,17 +24,17 @@ def test_search_run_end_to_end(toy: Path, tmp_path: Path) -> None:
     assert state.baseline is not None and abs(state.baseline - 0.64) < 0.01  # x = 0.1
     best = state.best
     assert best is not None and best.metric > state.baseline
-    repo = git.Repo(run_dir / "workspace")
-    assert repo.commit("labcoat/best").hexsha == best.commit
-    for s in state.subtasks.values():
-        if s.role in ("reproducer", "engineer"):
-            commit = repo.commit(f"labcoat/subtask-{s.id}")
-            assert commit.hexsha == s.commit
-            assert s.id in commit.message and s.role in commit.message
-            assert "score=" in commit.message
-    engineer = next(s for s in state.subtasks.values() if s.role == "engineer")
-    params = json.loads(repo.commit(engineer.commit).tree["params.json"].data_stream.read())
-    assert params == engineer.subtask["params"]
+    with git.Repo(run_dir / "workspace") as repo:
+        assert repo.commit("labcoat/best").hexsha == best.commit
+        for s in state.subtasks.values():
+            if s.role in ("reproducer", "engineer"):
+                commit = repo.commit(f"labcoat/subtask-{s.id}")
+                assert commit.hexsha == s.commit
+                assert s.id in commit.message and s.role in commit.message
+                assert "score=" in commit.message
+        engineer = next(s for s in state.subtasks.values() if s.role == "engineer")
+        blob = repo.commit(engineer.commit).tree["params.json"].data_stream.read()
+    assert json.loads(blob) == engineer.subtask["params"]
     assert (run_dir / "report.md").is_file() and (run_dir / "metric.png").is_file()
     assert "baseline" in proc.stderr and "report:" in proc.stderr
 
