@@ -135,9 +135,21 @@ class DockerProvider:
     async def _boot(self, spec: SandboxSpec, name: str, scratch: Path, pooled: bool,
                     ) -> DockerSandbox:
         kwargs = ctr.create_kwargs(self.client.api, spec, name, scratch, pooled=pooled)
+
+        def create_and_start() -> str:
+            cid = self.client.api.create_container(**kwargs)["Id"]
+            self.client.api.start(cid)
+            return str(cid)
+
+        work = asyncio.ensure_future(asyncio.to_thread(create_and_start))
         try:
-            cid = (await asyncio.to_thread(self.client.api.create_container, **kwargs))["Id"]
-            await asyncio.to_thread(self.client.api.start, cid)
+            cid = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: let it finish so that the discard that follows finds
+            # (and removes) the container, instead of racing ahead of its creation.
+            with contextlib.suppress(BaseException):
+                await work
+            raise
         except Exception as err:
             raise _engine_error(f"creating sandbox {name}", err) from None
         channel = await self._channel(cid, name) if self.exec_channel else None
