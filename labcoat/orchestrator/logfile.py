@@ -121,7 +121,7 @@ def _split(raw: bytes) -> tuple[bytes, str]:
     """(record bytes without `sum`, the sum) of a line; _BadLine when it is not a line."""
     if not raw.endswith(b"\n"):
         raise _BadLine("no newline at the end: the write was interrupted")
-    if not raw.strip(b"\0 \t\r\n"):
+    if raw[:1] != b"{" and not raw.strip(b"\0 \t\r\n"):  # a record starts with "{"
         raise _BadLine("blank line")
     line = raw[:-1]
     cut = len(line) - _SUFFIX_LEN

@@ -103,16 +103,24 @@ class Spend:
                 + self.cache_read_tokens + self.cache_write_tokens)
 
     def add(self, call: ev.LlmCall) -> Spend:
-        u = call.usage
-        return Spend(
-            calls=self.calls + 1,
-            usd=self.usd + (call.cost_usd or 0.0),
-            unknown_cost_calls=self.unknown_cost_calls + (call.cost_usd is None),
-            input_tokens=self.input_tokens + u.get("input_tokens", 0),
-            output_tokens=self.output_tokens + u.get("output_tokens", 0),
-            cache_read_tokens=self.cache_read_tokens + u.get("cache_read_tokens", 0),
-            cache_write_tokens=self.cache_write_tokens + u.get("cache_write_tokens", 0),
-        )
+        return self.plus(spend_delta(call))
+
+    def plus(self, d: tuple[float, int, int, int, int, int]) -> Spend:
+        """Add one call's (usd, unknown, input, output, cache_read, cache_write)."""
+        return Spend(self.calls + 1, self.usd + d[0], self.unknown_cost_calls + d[1],
+                     self.input_tokens + d[2], self.output_tokens + d[3],
+                     self.cache_read_tokens + d[4], self.cache_write_tokens + d[5])
+
+
+def spend_delta(call: ev.LlmCall) -> tuple[float, int, int, int, int, int]:
+    """What one call adds to a `Spend`, computed once per call (the fold's hot path)."""
+    u = call.usage
+    return (call.cost_usd or 0.0, call.cost_usd is None, u.get("input_tokens", 0),
+            u.get("output_tokens", 0), u.get("cache_read_tokens", 0),
+            u.get("cache_write_tokens", 0))
+
+
+_NO_SPEND = Spend()
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,10 +316,10 @@ def _llm_call(s: RunState, e: ev.LlmCall) -> None:
     s.llm_responses[e.request_hash] = e.response
     if e.replayed:
         return
-    cost = s.cost
-    s.cost = replace(cost, total=cost.total.add(e))  # the dicts are this state's own copies
-    cost.by_role[e.role] = cost.by_role.get(e.role, Spend()).add(e)
-    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, Spend()).add(e)
+    cost, d = s.cost, spend_delta(e)
+    s.cost = Cost(cost.total.plus(d), cost.by_role, cost.by_iteration)  # dicts: this state's own
+    cost.by_role[e.role] = cost.by_role.get(e.role, _NO_SPEND).plus(d)
+    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, _NO_SPEND).plus(d)
 
 
 def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
