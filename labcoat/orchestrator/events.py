@@ -21,6 +21,7 @@ newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -296,8 +297,40 @@ Event = Annotated[
 ]
 """Any event; validate with `EVENT_ADAPTER` or `parse_event`."""
 
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES: frozenset[str] = frozenset(c.model_fields["type"].default for c in EVENT_CLASSES)
+EVENT_BY_TYPE: dict[str, type[EventBase]] = {
+    c.model_fields["type"].default: c for c in EVENT_CLASSES}
+EVENT_TYPES: frozenset[str] = frozenset(EVENT_BY_TYPE)
+
+
+@functools.cache
+def event_adapter() -> TypeAdapter[Event]:
+    """The validator for any event, built on first use: building every event's schema costs
+    ~150 ms, which read-only commands (`labcoat status`, `labcoat log`) never pay."""
+    return TypeAdapter(Event)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVENT_ADAPTER":
+        return event_adapter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def construct_event(record: dict[str, Any]) -> EventBase | None:
+    """An event from a record whose bytes a checksum has already vouched for, without
+    re-validating it (the writer validated it before writing). None when the record does not
+    have the shape of a current event, so that the caller validates it and reports why."""
+    cls = EVENT_BY_TYPE.get(record.get("type"))  # type: ignore[arg-type]
+    if cls is None or record.get("v") != SCHEMA_VERSION:
+        return None
+    required = _required_fields(cls)
+    if not required <= record.keys() or not record.keys() <= cls.model_fields.keys():
+        return None
+    return cls.model_construct(**record)
+
+
+@functools.cache
+def _required_fields(cls: type[EventBase]) -> frozenset[str]:
+    return frozenset(n for n, f in cls.model_fields.items() if f.is_required())
 
 
 def _v0_to_v1(record: dict[str, Any]) -> dict[str, Any]:
@@ -326,4 +359,4 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
 
 def parse_event(record: dict[str, Any]) -> Event:
     """Validate a record of any supported version (upgrading it) into its event class."""
-    return EVENT_ADAPTER.validate_python(upgrade(dict(record)))
+    return event_adapter().validate_python(upgrade(dict(record)))

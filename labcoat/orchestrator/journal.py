@@ -272,11 +272,11 @@ class Journal:
             "ts": time.time(), "parent": parent,
             **{k: _plain(v) for k, v in fields.items()},
         }
-        event = ev.EVENT_ADAPTER.validate_python(record)
+        event = ev.event_adapter().validate_python(record)
         body = event.model_dump_json()
         redacted = self._redact(body)
         if redacted != body:
-            body, event = redacted, ev.EVENT_ADAPTER.validate_json(redacted)
+            body, event = redacted, ev.event_adapter().validate_json(redacted)
         line, digest = seal(body.encode(), self._chain.sum)
         return event, line, digest
 
