@@ -156,6 +156,17 @@ class Channel:
         return " | ".join(self.agent_stderr) or "no message from the agent"
 
     async def _read_loop(self) -> None:
+        """Deliver answers until the stream ends. Whatever ends it (EOF, a garbled line, a
+        socket error) fails every pending request at once: never a silent hang."""
+        try:
+            await self._read_frames()
+        except Exception as err:
+            log.warning("exec channel of %s broken: %s", self.container_id[:12], err)
+            self.agent_stderr.append(f"channel broken: {type(err).__name__}: {err}"[:500])
+        finally:
+            self._fail_all()
+
+    async def _read_frames(self) -> None:
         buffer = b""
         async for stream, payload in self.sock.frames():
             if stream == STDERR:
@@ -165,7 +176,6 @@ class Channel:
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 self._deliver(line)
-        self._fail_all()
 
     def _note_stderr(self, payload: bytes) -> None:
         text = payload.decode("utf-8", "replace").strip()
@@ -176,7 +186,10 @@ class Channel:
     def _deliver(self, line: bytes) -> None:
         if not line.strip():
             return
-        msg = json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise ValueError(f"the agent wrote a line that is not JSON: {line[:200]!r}") from None
         fut = self._pending.get(msg.get("id"))
         if fut is not None and not fut.done():
             fut.set_result(msg)
