@@ -14,6 +14,7 @@ Every message names what went wrong, where, and how to fix it. The tree::
     │   ├── RunLogVersionError        written by a newer labcoat
     │   ├── RunLogWriteError          append/fsync failed: the run stops, never retries
     │   └── RunLocked                 another process holds the run directory
+    ├── DiskFull                      no space left for the run directory: stop, resume later
     ├── GraderTampered                grader files changed since the run started
     └── ModelError                    the model provider
         ├── ModelAuthError            401/403: stop the run
@@ -77,6 +78,11 @@ class RunLogWriteError(RunLogError):
 
 class RunLocked(RunLogError):
     """Another labcoat process holds the run directory."""
+
+
+class DiskFull(LabcoatError):
+    """The run directory's disk is full. The run stops; `labcoat resume` continues it once
+    there is space again."""
 
 
 class GraderTampered(LabcoatError):

@@ -3,7 +3,7 @@
     ---
     name: skeptic
     description: Looks for leakage between train and test data.
-    model: anthropic:claude-sonnet-4-5     # optional; else the run's --model
+    model: anthropic:claude-sonnet-4-6     # optional; else the run's --model
     tools: [bash, read_file]               # optional; else the tool loop's defaults
     ---
     You are a skeptic. Read the training code and ...

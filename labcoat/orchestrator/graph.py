@@ -5,7 +5,8 @@
                    -> grade:    Send("grade", subtask) * N --> join -> route
                    -> review (plans critic subtasks) -------> route | decide
                    -> decide (closes the iteration) -------> route | finish
-                   -> END (run finished)
+                   -> out_of_time (time limit mid-iteration: pause) -> END
+                   -> END (run finished or paused)
 
 The graph holds no research state: `route` reads the fold of the log and picks the next step,
 so the same graph drives a fresh run and a resumed one. At most `parallel` Send tasks do work
@@ -64,14 +65,19 @@ def build_graph(lab: Lab) -> Any:
         lab.finish(lab.stop_reason() or "stopped")
         return {"steps": 1}
 
+    async def out_of_time(_: Tick) -> Tick:
+        lab.pause_for_time()
+        return {"steps": 1}
+
     g = StateGraph(Tick)
     for name, fn in [("route", _noop), ("plan", plan), ("work", work), ("grade", grade),
                      ("join", _noop), ("review", review), ("decide", decide),
-                     ("finish", finish)]:
+                     ("finish", finish), ("out_of_time", out_of_time)]:
         g.add_node(name, fn)
     g.add_edge(START, "route")
-    g.add_conditional_edges("route", route, ["plan", "work", "grade", "review", "finish", END])
-    for name in ("plan", "join", "decide", "finish"):
+    g.add_conditional_edges("route", route, ["plan", "work", "grade", "review", "finish",
+                                             "out_of_time", END])
+    for name in ("plan", "join", "decide", "finish", "out_of_time"):
         g.add_edge(name, "route")
     g.add_edge("work", "join")
     g.add_edge("grade", "join")
@@ -86,13 +92,13 @@ async def _noop(_: Tick) -> Tick:
 def next_step(lab: Lab) -> Any:
     """Where the run stands, from the log alone."""
     st = lab.state
-    if st.status in ("finished", "failed"):
+    if st.status in ("finished", "failed", "paused"):
         return END
     current = [s for s in st.subtasks.values() if s.iteration == st.iteration]
     pending = [s for s in current if s.status in ("planned", "running")]
     if pending:
-        if lab.time_up():
-            return "finish"
+        if lab.time_up():  # mid-iteration: pause, so that a resume does the planned work
+            return "out_of_time"
         return [Send("work", {"sid": s.id}) for s in pending]
     ungraded = [s for s in current if lab.needs_grading(s)]
     if ungraded:

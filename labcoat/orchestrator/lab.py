@@ -283,6 +283,14 @@ class Lab:
             return f"no improvement for {patience} iteration(s)"
         return None
 
+    def pause_for_time(self) -> None:
+        """The time limit struck with work still planned: pause (resumable), never drop it."""
+        limit = float(self.config.get("time_limit_s") or 0)
+        spent = time.monotonic() - self.started
+        self.emit("budget_exhausted", kind="time", limit=limit, spent=spent)
+        self.emit("run_paused", reason=f"time limit of {limit:g} s reached mid-iteration; "
+                  f"`labcoat resume {self.run_dir}` continues (with a new time window)")
+
     def finish(self, reason: str) -> None:
         best = self.state.best
         self.emit("run_finished", reason=reason, best_subtask=best.subtask if best else None,

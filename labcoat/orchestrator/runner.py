@@ -9,6 +9,7 @@ resume with a higher `--budget-usd` / `--budget-tokens`) or on the provider's ex
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 import sys
@@ -22,13 +23,14 @@ import labcoat
 from labcoat.errors import (
     BudgetExhausted,
     ConfigError,
+    DiskFull,
     LabcoatError,
     RunLogWriteError,
     SandboxUnavailable,
 )
 from labcoat.orchestrator.spec import Experiment, ExperimentSpec, experiment_hash, grader_hash
 
-DEFAULT_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-5",
+DEFAULT_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-6",
                   "OPENAI_API_KEY": "openai:gpt-4.1"}
 
 
@@ -171,8 +173,29 @@ def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
         _stop(journal, "run_paused", reason="interrupted (KeyboardInterrupt)")
         return 130
     except Exception as err:
-        _stop(journal, "run_failed", error=f"{type(err).__name__}: {err}")
-        raise
+        if not disk_full(err):
+            _stop(journal, "run_failed", error=f"{type(err).__name__}: {err}")
+            raise
+        _stop(journal, "run_paused", reason="disk full")
+        raise DiskFull(f"no space left on the device of {run_dir} ({_first_line(err)}); fix: "
+                       f"free some space, then `labcoat resume {run_dir}`") from None
+
+
+def disk_full(err: BaseException) -> bool:
+    """ENOSPC anywhere in the chain, or a git command that ran out of space."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
 
 
 def _stop(journal: Any, type_: str, **fields: Any) -> None:

@@ -36,7 +36,7 @@ async def run_session(run_dir: Path, journal: Any, exp: Experiment) -> int:
     finally:
         if hasattr(models, "aclose"):
             await models.aclose()  # the model clients' HTTP connections
-    if journal.state.status == "finished":
+    if journal.state.status == "finished" or journal.state.budget_exhausted:
         summarize(run_dir, journal.state)
     return code
 

@@ -98,3 +98,21 @@ def test_plugin_role_gets_a_subtask(toy: Path, tmp_path: Path, test_plugin: str)
     assert "ablated x=" in second.summary
     ablated = load_state(run_dir).subtasks[second.subtask_id]
     assert ablated.metric is not None and abs(ablated.metric - 0.64) < 0.01  # x back to 0.1
+
+
+def test_time_limit_pauses_mid_iteration_and_resume_continues(toy: Path, tmp_path: Path) -> None:
+    proc = labcoat("run", str(toy), "--max-iterations", "3", "--time-limit", "2",
+                   "--patience", "0", "--runs-dir", str(tmp_path / "runs"))
+    run_dir = run_dir_of(proc)
+    state = load_state(run_dir)
+    if state.status == "finished":  # the limit struck between iterations: a clean end
+        assert proc.returncode == 0 and "time limit" in (state.stop_reason or "")
+        return
+    assert proc.returncode == 3, proc.stderr
+    assert state.status == "paused" and state.budget is not None and state.budget.kind == "time"
+    assert state.unfinished(), "paused with nothing left to do"
+    assert (run_dir / "report.md").is_file()
+    again = labcoat("resume", str(run_dir), "--time-limit", "600")
+    assert again.returncode == 0, again.stderr
+    final = load_state(run_dir)
+    assert final.status == "finished" and final.iteration == 3 and not final.unfinished()

@@ -1,4 +1,4 @@
-"""`build_model("anthropic:claude-sonnet-4-5")`: a spec string to a ready `ManagedModel`.
+"""`build_model("anthropic:claude-sonnet-4-6")`: a spec string to a ready `ManagedModel`.
 
 Keys come from `ANTHROPIC_API_KEY` / `OPENAI_API_KEY` (never from a file, never logged).
 The base URL comes from the argument, else the SDK's own `ANTHROPIC_BASE_URL` /
@@ -30,7 +30,7 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     if not sep or provider not in PROVIDERS or not model:
         raise ConfigError(
             f"model spec {spec!r}: expected `anthropic:MODEL` or `openai:MODEL` "
-            "(e.g. anthropic:claude-sonnet-4-5, openai:gpt-4.1), or `search` for no LLM"
+            "(e.g. anthropic:claude-sonnet-4-6, openai:gpt-4.1), or `search` for no LLM"
         )
     return provider, model
 

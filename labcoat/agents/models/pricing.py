@@ -44,6 +44,8 @@ def _openai(inp: float, out: float, cached: float) -> ModelPrice:
 
 
 PRICES: dict[str, ModelPrice] = {
+    "anthropic:claude-opus-4-6": _anthropic(5.0, 25.0),
+    "anthropic:claude-sonnet-4-6": _anthropic(3.0, 15.0),
     "anthropic:claude-opus-4-5": _anthropic(5.0, 25.0),
     "anthropic:claude-opus-4-1": _anthropic(15.0, 75.0),
     "anthropic:claude-opus-4": _anthropic(15.0, 75.0),

@@ -1,0 +1,50 @@
+"""A full disk mid-run: a clean stop with one message, a loadable log, and a resume that finishes
+once there is space. The run directory lives on a real, small tmpfs in a private mount namespace
+(root only); 200k fills up in git or the artifacts, 300k in the middle of a log record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labcoat.orchestrator.logfile import load_state
+from tests.loop.conftest import LABCOAT, make_experiment
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                                reason="needs root and util-linux unshare for a private tmpfs")
+
+SCRIPT = """
+mount -t tmpfs -o size={size} none {mnt} || exit 90
+{labcoat} run {exp} --max-iterations 3 --parallel 2 --runs-dir {mnt} >{out}/run.out 2>{out}/run.err
+echo $? >{out}/run.rc
+mount -o remount,size=64m {mnt}
+{labcoat} resume "$(head -n 1 {out}/run.out)" >{out}/resume.out 2>{out}/resume.err
+echo $? >{out}/resume.rc
+cp -a {mnt}/. {out}/runs/
+"""
+
+
+@pytest.mark.parametrize("size", ["200k", "300k"])
+def test_disk_full_stops_cleanly_and_resume_finishes(tmp_path: Path, size: str) -> None:
+    exp = make_experiment(tmp_path / "toy")
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    script = SCRIPT.format(size=size, mnt=mnt, out=out, labcoat=LABCOAT, exp=exp)
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode == 90:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    err = (out / "run.err").read_text()
+    assert (out / "run.rc").read_text().strip() == "1", err
+    errors = [line for line in err.splitlines() if line.startswith("labcoat: error:")]
+    assert len(errors) == 1 and "resume" in errors[0], err
+    assert "Traceback" not in err
+    assert (out / "resume.rc").read_text().strip() == "0", (out / "resume.err").read_text()
+    run_dir = out / "runs" / Path((out / "run.out").read_text().splitlines()[0]).name
+    state = load_state(run_dir)
+    assert state.status == "finished" and state.best is not None
