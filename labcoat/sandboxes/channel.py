@@ -161,7 +161,9 @@ class Channel:
         try:
             await self._read_frames()
         except Exception as err:
-            log.warning("exec channel of %s broken: %s", self.container_id[:12], err)
+            # Typically the engine refusing an exec into a container being removed ("OCI
+            # runtime exec failed"); a caller still waiting gets it as ChannelClosed.
+            log.info("exec channel of %s broken: %s", self.container_id[:12], err)
             self.agent_stderr.append(f"channel broken: {type(err).__name__}: {err}"[:500])
         finally:
             self._fail_all()
