@@ -14,31 +14,14 @@ from typing import Any
 from labcoat.agents.base import Critique, RoleContext, RoleResult, Subtask
 from labcoat.sandboxes.base import ExecResult
 
-TAIL = 4096
-
-
-def tail(text: str, limit: int = TAIL) -> str:
-    return text if len(text) <= limit else "[...]\n" + text[-limit:]
-
 
 async def exec_logged(ctx: RoleContext, subtask: Subtask, cmd: str, *,
                       env: dict[str, str] | None = None) -> ExecResult:
     """Run `cmd` in the role's sandbox with the experiment's timeout and log a `sandbox_exec`."""
     assert ctx.sandbox is not None
-    timeout = ctx.spec.spec.resources.timeout_s
-    res = await ctx.sandbox.exec(cmd, env=env, timeout_s=timeout)
-    ctx.emit("sandbox_exec", {
-        "subtask_id": subtask.id, "cmd": cmd, "returncode": res.returncode,
-        "duration_s": res.duration_s, "timed_out": res.timed_out, "oom_killed": res.oom_killed,
-        "stdout_tail": tail(res.stdout), "stderr_tail": tail(res.stderr),
-    })
+    res = await ctx.sandbox.exec(cmd, env=env, timeout_s=ctx.spec.spec.resources.timeout_s)
+    ctx.emit("sandbox_exec", {"subtask_id": subtask.id, **res.log_fields(cmd)})
     return res
-
-
-def describe_failure(cmd: str, res: ExecResult) -> str:
-    why = ("timed out" if res.timed_out else "was OOM-killed" if res.oom_killed
-           else f"exited {res.returncode}")
-    return f"`{cmd}` {why}: {tail(res.stderr or res.stdout, 600).strip()}"
 
 
 async def _llm_work(name: str, subtask: Subtask, ctx: RoleContext) -> RoleResult:
@@ -63,8 +46,7 @@ class Reproducer:
         for cmd in filter(None, [spec.setup, spec.run]):
             res = await exec_logged(ctx, subtask, script + cmd, env=trial_env({}, subtask.seed))
             if not res.ok:
-                return RoleResult(ok=False, error="the baseline does not run: "
-                                  + describe_failure(cmd, res))
+                return RoleResult(ok=False, error=f"the baseline does not run: {res.describe(cmd)}")
         return RoleResult(summary="ran the unmodified baseline", changes=False)
 
 

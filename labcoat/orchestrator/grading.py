@@ -106,7 +106,7 @@ class Grader:
             for cmd in filter(None, [spec.setup, spec.run]):
                 res = await self._exec(box, cmd, sid, iteration, "run")
                 if not res.ok:
-                    raise GradeFailed(f"`{cmd}` {_why(res)}: {_tail(res)}")
+                    raise GradeFailed(res.describe(cmd))
             await box.get_dir("/workspace", outputs)
         self._keep_outputs(outputs)
 
@@ -136,17 +136,14 @@ class Grader:
             await box.put_dir(outputs, "/workspace")
             res = await self._exec(box, self.experiment.spec.evaluate, sid, iteration, "evaluate")
         if not res.ok:
-            raise GradeFailed(f"evaluate `{self.experiment.spec.evaluate}` {_why(res)}: "
-                              f"{_tail(res)}")
+            raise GradeFailed("evaluate " + res.describe(self.experiment.spec.evaluate))
         return parse_metrics(res.stdout)
 
     async def _exec(self, box: Sandbox, cmd: str, sid: str, iteration: int, step: str,
                     ) -> ExecResult:
         res = await box.exec(cmd, timeout_s=self.experiment.spec.resources.timeout_s)
-        self.emit("sandbox_exec", iteration=iteration, subtask_id=sid, cmd=f"[{step}] {cmd}",
-                  returncode=res.returncode, duration_s=res.duration_s, timed_out=res.timed_out,
-                  oom_killed=res.oom_killed, stdout_tail=res.stdout[-4096:],
-                  stderr_tail=res.stderr[-4096:])
+        self.emit("sandbox_exec", iteration=iteration, subtask_id=sid,
+                  **res.log_fields(f"[{step}] {cmd}"))
         log = self.artifacts / sid / f"{step}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
@@ -180,16 +177,3 @@ def parse_metrics(stdout: str) -> dict[str, float]:
         raise GradeFailed(f"evaluate's last stdout line is not a JSON object: {lines[-1][:200]!r}")
     return {k: float(v) for k, v in obj.items()
             if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _why(res: ExecResult) -> str:
-    if res.timed_out:
-        return "timed out"
-    if res.oom_killed:
-        return "ran out of memory (OOM-killed)"
-    return f"exited {res.returncode}"
-
-
-def _tail(res: ExecResult, limit: int = 600) -> str:
-    text = (res.stderr.strip() or res.stdout.strip())
-    return text[-limit:] if text else "(no output)"

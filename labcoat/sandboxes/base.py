@@ -95,6 +95,26 @@ class ExecResult(BaseModel):
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out and not self.oom_killed
 
+    @property
+    def outcome(self) -> str:
+        """How the command ended, in words: `timed out`, `was OOM-killed` or `exited N`."""
+        if self.timed_out:
+            return "timed out"
+        if self.oom_killed:
+            return "was OOM-killed (out of memory)"
+        return f"exited {self.returncode}"
+
+    def describe(self, cmd: str, *, limit: int = 600) -> str:
+        """One line for a person or a model: what ran, how it ended, the end of its output."""
+        text = self.stderr.strip() or self.stdout.strip()
+        return f"`{cmd}` {self.outcome}: {text[-limit:] if text else '(no output)'}"
+
+    def log_fields(self, cmd: str) -> dict[str, object]:
+        """The fields of a `sandbox_exec` log event (the event caps the output it keeps)."""
+        return {"cmd": cmd, "returncode": self.returncode, "duration_s": self.duration_s,
+                "timed_out": self.timed_out, "oom_killed": self.oom_killed,
+                "stdout_tail": self.stdout, "stderr_tail": self.stderr}
+
 
 @runtime_checkable
 class Sandbox(Protocol):
