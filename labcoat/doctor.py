@@ -69,7 +69,11 @@ def check_disk(path: Path | None = None) -> Check:
 
 def run_checks() -> list[Check]:
     engine, client = check_engine()
-    return [engine, check_image(client), check_keys(), check_disk()]
+    try:
+        return [engine, check_image(client), check_keys(), check_disk()]
+    finally:
+        if client is not None:
+            client.close()  # type: ignore[attr-defined]
 
 
 def run_doctor(echo: Callable[[str], None] = print) -> int:

@@ -6,6 +6,7 @@ point at a closed local port, so a stray call fails loudly with a connection err
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -67,15 +68,27 @@ def test_plugin() -> str:
     return "labcoat-test-plugin"
 
 
-def _labcoat_containers() -> list[object]:
+@contextlib.contextmanager
+def _engine() -> Iterator[object | None]:
+    """A short-lived client (closed after use), or None when the engine is down."""
     try:
         from labcoat.sandboxes.engine import connect
 
         client = connect(timeout_s=3)
     except Exception:
+        yield None
+        return
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _labcoat_containers(client: object | None) -> list[object]:
+    if client is None:
         return []
-    return client.containers.list(all=True, filters={"label": "labcoat.run_id"},
-                                  ignore_removed=True)
+    return client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": "labcoat.run_id"}, ignore_removed=True)
 
 
 def _ours(container: object) -> bool:
@@ -95,17 +108,19 @@ def _ours(container: object) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _EXISTING.update(c.id for c in _labcoat_containers())  # type: ignore[attr-defined]
+    with _engine() as client:
+        _EXISTING.update(c.id for c in _labcoat_containers(client))  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the suite when it left a container with a labcoat label behind."""
     if os.environ.get("LABCOAT_SKIP_LEAK_CHECK"):
         return
-    left = [c for c in _labcoat_containers() if _ours(c)]
-    if left:
-        names = ", ".join(f"{c.name}({c.labels.get('labcoat.run_id')})" for c in left)
-        print(f"\nlabcoat: containers left behind by the suite: {names}")
-        for c in left:
-            c.remove(force=True)
-        session.exitstatus = 1
+    with _engine() as client:
+        left = [c for c in _labcoat_containers(client) if _ours(c)]
+        if left:
+            names = ", ".join(f"{c.name}({c.labels.get('labcoat.run_id')})" for c in left)
+            print(f"\nlabcoat: containers left behind by the suite: {names}")
+            for c in left:
+                c.remove(force=True)
+            session.exitstatus = 1

@@ -115,9 +115,9 @@ class Lab:
         try:
             await step(sid)
         except SandboxUnavailable:
-            from labcoat.sandboxes.engine import connect
+            from labcoat.sandboxes.engine import ping
 
-            await asyncio.to_thread(connect, 3.0)  # raises SandboxUnavailable when it is down
+            await asyncio.to_thread(ping, 3.0)  # raises SandboxUnavailable when it is down
             await step(sid)
 
     async def _work(self, sid: str) -> None:

@@ -82,7 +82,11 @@ def preflight(exp: Experiment) -> None:
     from labcoat.sandboxes.image import image_exists
 
     client = connect()
-    if not image_exists(client, exp.image):
+    try:
+        present = image_exists(client, exp.image)
+    finally:
+        client.close()
+    if not present:
         fix = ("run `labcoat sandbox build`" if exp.spec.image is None
                else f"build or load {exp.image} (`docker build -t {exp.image} ...`)")
         raise SandboxUnavailable(f"sandbox image {exp.image} is missing; fix: {fix}")

@@ -62,6 +62,8 @@ class DockerProvider:
         self._started = False
         self._preflighted: set[tuple[str, int]] = set()
         self._sigterm: asyncio.AbstractEventLoop | None = None
+        self._own_client = False
+        """True when `start` connected (and so `aclose` closes the client)."""
 
     async def __aenter__(self) -> DockerProvider:
         await self.start()
@@ -76,6 +78,7 @@ class DockerProvider:
             return
         if self.client is None:
             self.client = await asyncio.to_thread(connect, 5.0)
+            self._own_client = True
         removed = await asyncio.to_thread(sweep_orphans, self.client, self.scratch_root)
         if removed:
             log.info("removed %d orphaned labcoat container(s)", removed)
@@ -194,6 +197,9 @@ class DockerProvider:
                 await self.cleanup(self.run_id)
         self._remove_sync()
         self._unguard()
+        if self._own_client and self.client is not None:
+            self.client.close()
+            self.client, self._own_client, self._started = None, False, False
 
     def _unguard(self) -> None:
         atexit.unregister(self._remove_sync)

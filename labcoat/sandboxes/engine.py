@@ -26,10 +26,13 @@ def connect(timeout_s: float = 5.0) -> docker.DockerClient:
     import docker
     from docker.errors import DockerException
 
+    client = None
     try:
         client = docker.DockerClient(base_url=docker_host(), timeout=int(max(1, timeout_s)))
         client.ping()
     except (DockerException, OSError) as err:
+        if client is not None:
+            client.close()  # its half-open socket would otherwise leak
         raise SandboxUnavailable(
             f"Docker engine not reachable at {docker_host()} ({_short(err)}); {START_HINT}"
         ) from None
@@ -41,3 +44,8 @@ def connect(timeout_s: float = 5.0) -> docker.DockerClient:
 def _short(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text[:200]
+
+
+def ping(timeout_s: float = 3.0) -> None:
+    """Check that the engine answers (`SandboxUnavailable` otherwise), holding no connection."""
+    connect(timeout_s).close()

@@ -73,6 +73,13 @@ def build_image(*, base: str | None = None, force: bool = False, say: Say = prin
     from labcoat.sandboxes.engine import connect
 
     client = connect()
+    try:
+        return _build_with(client, base=base, force=force, say=say)
+    finally:
+        client.close()
+
+
+def _build_with(client: object, *, base: str | None, force: bool, say: Say) -> str:
     tag = default_image()
     if not force and image_exists(client, tag):
         say(f"sandbox image {tag} is up to date")
@@ -82,7 +89,7 @@ def build_image(*, base: str | None = None, force: bool = False, say: Say = prin
     with tempfile.TemporaryDirectory(prefix="labcoat-build-") as ctx:
         _prepare_context(Path(ctx), wheels)
         _docker_build(client, Path(ctx), tag, base, say)
-    client.images.get(tag).tag(IMAGE_REPO, "latest")
+    client.images.get(tag).tag(IMAGE_REPO, "latest")  # type: ignore[attr-defined]
     say(f"built sandbox image {tag}")
     return tag
 
