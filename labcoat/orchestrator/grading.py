@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labcoat.errors import GraderTampered
+from labcoat.errors import GraderTampered, UnsafeOutputError
 from labcoat.orchestrator.spec import Experiment, grader_hash, trial_env
 from labcoat.sandboxes.base import ExecResult, Mount, Sandbox, SandboxProvider, SandboxSpec
 
@@ -107,7 +107,10 @@ class Grader:
                 res = await self._exec(box, cmd, sid, iteration, "run")
                 if not res.ok:
                     raise GradeFailed(res.describe(cmd))
-            await box.get_dir("/workspace", outputs)
+            try:
+                await box.get_dir("/workspace", outputs)
+            except UnsafeOutputError as err:  # the candidate's doing: it gets no score
+                raise GradeFailed(f"the outputs of `run` cannot be taken: {err}") from None
         self._keep_outputs(outputs)
 
     def _keep_outputs(self, outputs: Path) -> None:

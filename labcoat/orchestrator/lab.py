@@ -19,7 +19,7 @@ from typing import Any
 from labcoat.agents.base import RoleContext, RoleResult, Subtask
 from labcoat.agents.manager import Plan
 from labcoat.agents.registry import run_role_guarded
-from labcoat.errors import LabcoatError, SandboxUnavailable
+from labcoat.errors import LabcoatError, SandboxUnavailable, UnsafeOutputError
 from labcoat.orchestrator.grading import Grader
 from labcoat.orchestrator.spec import Experiment, trial_env
 from labcoat.orchestrator.workspace import BEST_BRANCH, Workspace, subtask_branch
@@ -176,7 +176,11 @@ class Lab:
             self._failed(sub, attempt, result.error or "the role reported failure")
             return
         base_tree = await asyncio.to_thread(self.workspace.tree_of, sub.base_commit)
-        tree = await self._collect(box) if (result.changes and box is not None) else base_tree
+        try:
+            tree = await self._collect(box) if (result.changes and box is not None) else base_tree
+        except UnsafeOutputError as err:  # the role's doing, not the run's: fail the subtask
+            self._failed(sub, attempt, f"its workspace cannot be taken: {err}")
+            return
         fields: dict[str, Any] = dict(subtask_id=sub.id, role=sub.role, attempt=attempt,
                                       summary=result.summary, changed=tree != base_tree)
         if result.critique is not None:

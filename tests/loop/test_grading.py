@@ -73,3 +73,16 @@ def test_metrics_come_from_the_last_line(stdout: str, expected: dict[str, float]
 def test_bad_evaluate_output_is_a_grading_failure(stdout: str) -> None:
     with pytest.raises(GradeFailed):
         parse_metrics(stdout)
+
+
+def test_unsafe_outputs_fail_that_grade_not_the_run(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "evil", search_space={}, roles=["reproducer"])
+    (exp / "workspace" / "train.py").write_text(
+        "import os, pathlib\npathlib.Path('outputs').mkdir(exist_ok=True)\n"
+        "os.symlink('/etc/shadow', 'outputs/x.txt')\n")
+    proc = labcoat("run", str(exp), "--max-iterations", "1", "--runs-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    state = load_state(run_dir_of(proc))
+    grade = state.subtasks["it001-01"].own_grade
+    assert state.status == "finished"
+    assert grade is not None and not grade.ok and "cannot be taken" in (grade.error or "")
