@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import secrets
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,8 @@ from labcoat.errors import (
 )
 from labcoat.orchestrator.spec import Experiment, ExperimentSpec, experiment_hash, grader_hash
 
+LOW_SPACE_BYTES = 1 << 20
+"""Below this much free space a failed write is taken for a full disk."""
 DEFAULT_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-6",
                   "OPENAI_API_KEY": "openai:gpt-4.1"}
 
@@ -177,7 +180,7 @@ def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
         _stop(journal, "run_paused", reason="interrupted (KeyboardInterrupt)")
         return 130
     except Exception as err:
-        if not disk_full(err):
+        if not disk_full(err, run_dir):
             _stop(journal, "run_failed", error=f"{type(err).__name__}: {err}")
             raise
         _stop(journal, "run_paused", reason="disk full")
@@ -185,8 +188,9 @@ def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
                        f"free some space, then `labcoat resume {run_dir}`") from None
 
 
-def disk_full(err: BaseException) -> bool:
-    """ENOSPC anywhere in the chain, or a git command that ran out of space."""
+def disk_full(err: BaseException, run_dir: Path) -> bool:
+    """ENOSPC anywhere in the chain, a command that said so, or (git often just says it
+    "couldn't write" a file) an I/O failure while the run's disk has no room left."""
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
@@ -194,7 +198,10 @@ def disk_full(err: BaseException) -> bool:
         if "No space left on device" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
-    return False
+    try:
+        return shutil.disk_usage(run_dir).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
 
 
 def _first_line(err: BaseException) -> str:

@@ -31,6 +31,7 @@ async def run_session(run_dir: Path, journal: Any, exp: Experiment) -> int:
             lab = Lab(run_dir=run_dir, journal=journal, experiment=exp,
                       workspace=Workspace(run_dir / "workspace"), provider=box, manager=manager,
                       roles=registry, progress=progress, models=models)
+            lab.sync_best()  # a stop right after a grade may have left labcoat/best behind
             with progress:
                 code = await _drive(lab)
     finally:
