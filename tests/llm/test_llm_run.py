@@ -262,3 +262,37 @@ def test_missing_key_is_refused_before_the_run_exists(tmp_path: Path) -> None:
 
 def _dump(obj: Any) -> str:
     return json.dumps(obj, default=str)
+
+
+BUNDLED = Path(__file__).resolve().parents[2] / "experiments" / "digits"
+DIGITS_OLD = 'DEFAULTS = {"model": "logistic", "C": 0.0001,'
+DIGITS_NEW = 'DEFAULTS = {"model": "svm", "C": 10.0,'
+
+
+class DigitsTeam(Team):
+    """The engineer changes the bundled experiment's code: logistic regression -> an SVM."""
+
+    def engineer(self, t: Turn) -> tuple[str, Any]:
+        if t.turn == 0:
+            return "read_file", {"path": "train.py"}
+        if t.turn == 1 and DIGITS_OLD in t.last_tool:
+            return "edit_file", {"path": "train.py", "old": DIGITS_OLD, "new": DIGITS_NEW}
+        if t.turn == 1:
+            return "write_file", {"path": "NOTES.md", "content": "already an SVM\n"}
+        return "submit", {"summary": "replaced logistic regression with an RBF SVM (C=10)"}
+
+
+def test_bundled_experiment_with_a_local_openai_compatible_server(tmp_path: Path) -> None:
+    team = DigitsTeam()
+    with FakeOpenAI([team] * 100) as srv:
+        proc = labcoat("run", str(BUNDLED), "--model", "openai:any", "--base-url", srv.base_url,
+                       "--max-iterations", "2", "--parallel", "1",
+                       "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    state = load_state(run_dir_of(proc))
+    assert state.status == "finished" and state.iteration == 2
+    assert state.baseline is not None and abs(state.baseline - 0.8303) < 0.001
+    assert state.best is not None and state.best.metric > 0.95
+    with git.Repo(run_dir_of(proc) / "workspace") as repo:
+        code = repo.commit(state.best.commit).tree["train.py"].data_stream.read().decode()
+    assert DIGITS_NEW in code
