@@ -100,14 +100,18 @@ class Team:
             {"role": "engineer", "base": "best",
              "instructions": "Read train.py and set the default x to 0.7."}]}
 
+    edit: tuple[str, str, str] = (ENGINEER_OLD, ENGINEER_NEW, "set the default x to 0.7")
+    """The engineer's change to train.py: (old, new, summary)."""
+
     def engineer(self, t: Turn) -> tuple[str, Any]:
+        old, new, summary = self.edit
         if t.turn == 0:
             return "read_file", {"path": "train.py"}
-        if t.turn == 1 and ENGINEER_OLD in t.last_tool:
-            return "edit_file", {"path": "train.py", "old": ENGINEER_OLD, "new": ENGINEER_NEW}
+        if t.turn == 1 and old in t.last_tool:
+            return "edit_file", {"path": "train.py", "old": old, "new": new}
         if t.turn == 1:
-            return "write_file", {"path": "NOTES.md", "content": "x is already 0.7\n"}
-        return "submit", {"summary": "set the default x to 0.7 in train.py"}
+            return "write_file", {"path": "NOTES.md", "content": "already done\n"}
+        return "submit", {"summary": summary}
 
     def reproducer(self, t: Turn) -> tuple[str, Any]:
         if t.turn == 0:

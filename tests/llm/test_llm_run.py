@@ -269,21 +269,8 @@ DIGITS_OLD = 'DEFAULTS = {"model": "logistic", "C": 0.0001,'
 DIGITS_NEW = 'DEFAULTS = {"model": "svm", "C": 10.0,'
 
 
-class DigitsTeam(Team):
-    """The engineer changes the bundled experiment's code: logistic regression -> an SVM."""
-
-    def engineer(self, t: Turn) -> tuple[str, Any]:
-        if t.turn == 0:
-            return "read_file", {"path": "train.py"}
-        if t.turn == 1 and DIGITS_OLD in t.last_tool:
-            return "edit_file", {"path": "train.py", "old": DIGITS_OLD, "new": DIGITS_NEW}
-        if t.turn == 1:
-            return "write_file", {"path": "NOTES.md", "content": "already an SVM\n"}
-        return "submit", {"summary": "replaced logistic regression with an RBF SVM (C=10)"}
-
-
 def test_bundled_experiment_with_a_local_openai_compatible_server(tmp_path: Path) -> None:
-    team = DigitsTeam()
+    team = Team(edit=(DIGITS_OLD, DIGITS_NEW, "logistic regression -> an RBF SVM (C=10)"))
     with FakeOpenAI([team] * 100) as srv:
         proc = labcoat("run", str(BUNDLED), "--model", "openai:any", "--base-url", srv.base_url,
                        "--max-iterations", "2", "--parallel", "1",
