@@ -26,11 +26,9 @@ from labcoat.agents.models.retry import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     TransientReplyError,
-    map_api_error,
-    no_retry_hook,
-    redact,
+    mapped_error,
+    sdk_client,
 )
-from labcoat.errors import ModelError
 
 _STOP: dict[str, StopReason] = {
     "end_turn": "end",
@@ -42,16 +40,6 @@ _STOP: dict[str, StopReason] = {
 }
 _CACHE = {"type": "ephemeral"}
 
-
-def make_client(
-    api_key: str, base_url: str | None, *, max_retries: int, timeout_s: float
-) -> anthropic.AsyncAnthropic:
-    """The SDK client with labcoat's retry budget, timeout and no-retry hook."""
-    http = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [no_retry_hook]})
-    return anthropic.AsyncAnthropic(
-        api_key=api_key, base_url=base_url, max_retries=max_retries,
-        timeout=timeout_s, http_client=http,
-    )
 
 
 class AnthropicModel:
@@ -69,8 +57,9 @@ class AnthropicModel:
     ) -> None:
         self.name = model
         self._key = api_key
-        self.client = client or make_client(
-            api_key, base_url, max_retries=max_retries, timeout_s=timeout_s
+        self.client = client or sdk_client(
+            anthropic.AsyncAnthropic, anthropic.DefaultAsyncHttpxClient, api_key, base_url,
+            max_retries=max_retries, timeout_s=timeout_s,
         )
         self.where = f"anthropic ({self.client.base_url})"
 
@@ -85,7 +74,7 @@ class AnthropicModel:
         try:
             response = await self.client.messages.create(**request)
         except anthropic.AnthropicError as err:
-            raise self._mapped(err) from None
+            raise mapped_error(err, self.where, self._key) from None
         return parse_response(response, self.where)
 
     async def aclose(self) -> None:
@@ -93,9 +82,6 @@ class AnthropicModel:
         `async with`)."""
         await self.client.close()
 
-    def _mapped(self, err: Exception) -> Exception:
-        mapped = map_api_error(err, self.where) or ModelError(f"{self.where}: {err}")
-        return type(mapped)(redact(str(mapped), [self._key]))
 
 
 def build_request(

@@ -27,10 +27,9 @@ from labcoat.agents.models.retry import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     TransientReplyError,
-    map_api_error,
     map_status,
-    no_retry_hook,
-    redact,
+    mapped_error,
+    sdk_client,
 )
 from labcoat.errors import ModelError
 
@@ -42,16 +41,6 @@ _FINISH: dict[str, StopReason] = {
     "content_filter": "content_filter",
 }
 
-
-def make_client(
-    api_key: str, base_url: str | None, *, max_retries: int, timeout_s: float
-) -> openai.AsyncOpenAI:
-    """The SDK client with labcoat's retry budget, timeout and no-retry hook."""
-    http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [no_retry_hook]})
-    return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, max_retries=max_retries,
-        timeout=timeout_s, http_client=http,
-    )
 
 
 class OpenAIModel:
@@ -72,8 +61,9 @@ class OpenAIModel:
         self._key = api_key
         self.max_tokens_param = max_tokens_param
         """`max_tokens` for compatible servers that predate `max_completion_tokens`."""
-        self.client = client or make_client(
-            api_key, base_url, max_retries=max_retries, timeout_s=timeout_s
+        self.client = client or sdk_client(
+            openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient, api_key, base_url,
+            max_retries=max_retries, timeout_s=timeout_s,
         )
         self.where = f"openai ({self.client.base_url})"
 
@@ -88,7 +78,7 @@ class OpenAIModel:
         try:
             response = await self.client.chat.completions.create(**request)
         except openai.OpenAIError as err:
-            raise self._mapped(err) from None
+            raise mapped_error(err, self.where, self._key) from None
         return parse_response(response, self.where)
 
     def build_request(
@@ -110,9 +100,6 @@ class OpenAIModel:
         `async with`)."""
         await self.client.close()
 
-    def _mapped(self, err: Exception) -> Exception:
-        mapped = map_api_error(err, self.where) or ModelError(f"{self.where}: {err}")
-        return type(mapped)(redact(str(mapped), [self._key]))
 
 
 def _tool(t: ToolSpec) -> dict[str, Any]:

@@ -145,3 +145,18 @@ async def transient_retry(
     except TransientReplyError as err:
         raise ModelUnavailable(f"{err} (gave up after {attempts} attempts)") from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def sdk_client(client_cls: Callable[..., T], http_cls: Callable[..., Any], api_key: str,
+               base_url: str | None, *, max_retries: int, timeout_s: float) -> T:
+    """An SDK client (`AsyncAnthropic`, `AsyncOpenAI`) with labcoat's retry budget, request
+    timeout and `no_retry_hook`: the SDK's retries are the one retry layer for HTTP failures."""
+    http = http_cls(event_hooks={"response": [no_retry_hook]})
+    return client_cls(api_key=api_key, base_url=base_url, max_retries=max_retries,
+                      timeout=timeout_s, http_client=http)
+
+
+def mapped_error(err: BaseException, where: str, api_key: str) -> Exception:
+    """An SDK failure as the labcoat error to raise, with the API key redacted from it."""
+    mapped = map_api_error(err, where) or ModelError(f"{where}: {err}")
+    return type(mapped)(redact(str(mapped), [api_key]))
