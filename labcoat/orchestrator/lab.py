@@ -48,6 +48,8 @@ class Lab:
     """Model for a role (None with the search brain)."""
     started: float = field(default_factory=time.monotonic)
     semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    _best_commit: str | None = None
+    """What `labcoat/best` points at, once read (None: not read yet)."""
 
     def __post_init__(self) -> None:
         self.semaphore = asyncio.Semaphore(int(self.config.get("parallel", 1)))
@@ -74,10 +76,6 @@ class Lab:
         it = self.state.iteration if iteration is None else iteration
         event = self.journal.append(type_, iteration=it, **fields)
         if self.progress is not None:
-            if type_ in ("graded", "critique"):
-                best = self.state.best
-                self.progress.set_best(best.subtask if best else None,
-                                       best.metric if best else None)
             self.progress.on_event(event)
         return event
 
@@ -258,10 +256,18 @@ class Lab:
         return sha
 
     def sync_best(self) -> None:
+        """Point `labcoat/best` (and the progress display) at the best result. Git is read once
+        per run and written only when the best changes."""
         best = self.state.best
-        if best is not None and best.commit and self.workspace.branch_sha(BEST_BRANCH) \
-                != best.commit:
+        if self.progress is not None:
+            self.progress.set_best(best.subtask if best else None, best.metric if best else None)
+        if best is None or not best.commit:
+            return
+        if self._best_commit is None:
+            self._best_commit = self.workspace.branch_sha(BEST_BRANCH) or ""
+        if self._best_commit != best.commit:
             self.workspace.set_branch(BEST_BRANCH, best.commit)
+            self._best_commit = best.commit
 
     # -- decide -----------------------------------------------------------------------------
 

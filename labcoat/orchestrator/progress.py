@@ -49,7 +49,11 @@ class Progress:
             print(f"[{self._elapsed()}] {line}", file=self.stream, flush=True)
 
     def set_best(self, subtask_id: str | None, metric: float | None) -> None:
-        self.best = (subtask_id, metric) if subtask_id and metric is not None else None
+        best = (subtask_id, metric) if subtask_id and metric is not None else None
+        if best != self.best:
+            self.best = best
+            if self._live is not None:
+                self._live.update(self._render())
 
     def _apply(self, ev: Any) -> str | None:
         kind = ev.type
