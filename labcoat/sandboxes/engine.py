@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING
 
-from labcoat.errors import SandboxUnavailable
+from labcoat.errors import SandboxUnavailable, first_line
 
 if TYPE_CHECKING:
     import docker
@@ -28,22 +29,29 @@ def connect(timeout_s: float = 5.0) -> docker.DockerClient:
 
     client = None
     try:
+        _check_socket(timeout_s)
         client = docker.DockerClient(base_url=docker_host(), timeout=int(max(1, timeout_s)))
         client.ping()
     except (DockerException, OSError) as err:
         if client is not None:
-            client.close()  # its half-open socket would otherwise leak
+            client.close()
         raise SandboxUnavailable(
-            f"Docker engine not reachable at {docker_host()} ({_short(err)}); {START_HINT}"
+            f"Docker engine not reachable at {docker_host()} ({first_line(err)}); {START_HINT}"
         ) from None
     # Commands may legitimately run for long; the ping used the short timeout.
     client.api.timeout = 600
     return client
 
 
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:200]
+def _check_socket(timeout_s: float) -> None:
+    """Connect to a unix socket ourselves first: docker-py never closes the socket of a failed
+    connect (its `UnixHTTPConnection.connect`), which leaks one per attempt while it is down."""
+    host = docker_host()
+    if not host.startswith("unix://"):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(host.removeprefix("unix://"))
 
 
 def ping(timeout_s: float = 3.0) -> None:

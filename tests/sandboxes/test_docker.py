@@ -47,8 +47,8 @@ def containers_of(client: Any, run_id: str) -> list[str]:
 def test_engine_down_is_clear_and_fast(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/labcoat-test.sock")
     messages = []
-    with warnings.catch_warnings():  # docker-py leaks the socket of a failed connect
-        warnings.simplefilter("ignore", ResourceWarning)
+    with warnings.catch_warnings(record=True) as caught:  # and no socket left unclosed
+        warnings.simplefilter("always", ResourceWarning)
         start = time.monotonic()
         attempts = (lambda: run(DockerProvider("never").start()), lambda: cleanup_command(None))
         for attempt in attempts:
@@ -59,6 +59,7 @@ def test_engine_down_is_clear_and_fast(run: Any, monkeypatch: pytest.MonkeyPatch
         elapsed = time.monotonic() - start
         gc.collect()
     assert len(messages) == 2 and elapsed < 10  # each attempt well under 5 s
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     for text in messages:
         assert "/nonexistent/labcoat-test.sock" in text and "start" in text
 
