@@ -27,6 +27,12 @@ Every message names what went wrong, where, and how to fix it. The tree::
 from __future__ import annotations
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when empty), for one-line reports."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]
+
+
 class LabcoatError(Exception):
     """Base class. `str(err)` is the one message shown to the person."""
 

@@ -12,6 +12,7 @@ import statistics
 from typing import Any
 
 from labcoat.agents.base import Critique, RoleContext, RoleResult, Subtask
+from labcoat.agents.search import show_params
 from labcoat.sandboxes.base import ExecResult
 
 
@@ -66,8 +67,7 @@ class Engineer:
         params = {**current, **subtask.params}
         await ctx.sandbox.write_file("/workspace/params.json",
                                      json.dumps(params, indent=2, sort_keys=True) + "\n")
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in sorted(subtask.params.items()))
-        return RoleResult(summary=f"set {shown}")
+        return RoleResult(summary=f"set {show_params(dict(sorted(subtask.params.items())))}")
 
 
 async def _read_params(ctx: RoleContext) -> dict[str, Any]:
@@ -78,10 +78,6 @@ async def _read_params(ctx: RoleContext) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class Critic:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labcoat.agents.base import Subtask
-from labcoat.agents.search import Trial, propose
+from labcoat.agents.search import Trial, propose, show_params
 from labcoat.orchestrator.spec import Experiment
 
 BUILTIN = ("reproducer", "engineer", "critic")
@@ -68,10 +68,9 @@ class SearchManager:
                          seed=state.seed, iteration=iteration, n=self.parallel)
         out: list[Subtask] = []
         for p in params:
-            shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in p.items())
             out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",
-                                     state.base_commit, state.seed, f"Try {shown}.", params=p))
+                                     state.base_commit, state.seed, f"Try {show_params(p)}.",
+                                     params=p))
         return out
 
     @staticmethod

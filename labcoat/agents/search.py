@@ -99,6 +99,12 @@ def propose(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direc
     return [_plain(t.params) for t in trials]
 
 
+def show_params(params: Mapping[str, Any]) -> str:
+    """`C=0.01, model=svm` in the given order, floats to 4 significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
+
+
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-friendly values (numpy scalars become Python numbers)."""
     out: dict[str, Any] = {}

@@ -28,6 +28,7 @@ from labcoat.errors import (
     LabcoatError,
     RunLogWriteError,
     SandboxUnavailable,
+    first_line,
 )
 from labcoat.orchestrator.spec import Experiment, ExperimentSpec, experiment_hash, grader_hash
 
@@ -184,7 +185,7 @@ def drive(run_dir: Path, journal: Any, exp: Experiment) -> int:
             _stop(journal, "run_failed", error=f"{type(err).__name__}: {err}")
             raise
         _stop(journal, "run_paused", reason="disk full")
-        raise DiskFull(f"no space left on the device of {run_dir} ({_first_line(err)}); fix: "
+        raise DiskFull(f"no space left on the device of {run_dir} ({first_line(err)}); fix: "
                        f"free some space, then `labcoat resume {run_dir}`") from None
 
 
@@ -202,11 +203,6 @@ def disk_full(err: BaseException, run_dir: Path) -> bool:
         return shutil.disk_usage(run_dir).free < LOW_SPACE_BYTES
     except OSError:
         return False
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
 
 
 def _stop(journal: Any, type_: str, **fields: Any) -> None:
