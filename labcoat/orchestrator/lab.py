@@ -47,7 +47,8 @@ class Lab:
     models: Callable[[str], Any] = lambda role: None
     """Model for a role (None with the search brain)."""
     started: float = field(default_factory=time.monotonic)
-    semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    semaphore: asyncio.Semaphore = field(init=False)
+    """At most `parallel` subtasks (work or grading) at once; set from the run's config."""
     _best_commit: str | None = None
     """What `labcoat/best` points at, once read (None: not read yet)."""
 
