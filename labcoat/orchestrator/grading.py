@@ -13,14 +13,14 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labcoat.errors import GraderTampered, UnsafeOutputError
 from labcoat.orchestrator.spec import Experiment, grader_hash, trial_env
-from labcoat.sandboxes.base import ExecResult, Mount, Sandbox, SandboxProvider, SandboxSpec
+from labcoat.sandboxes.base import ExecResult, Mount, Sandbox, SandboxProvider
 
 Emit = Callable[..., Any]
 Export = Callable[[str, Path], None]
@@ -57,7 +57,6 @@ class Grader:
     emit: Emit
     """`emit(type, iteration=..., **fields)` appends to the log."""
     artifacts: Path
-    acquire: Callable[[SandboxSpec], Awaitable[Sandbox]] | None = None
 
     async def grade(self, rev: str, *, subtask_id: str, seed: int, iteration: int) -> GradeOutcome:
         self.check_grader()
@@ -94,8 +93,6 @@ class Grader:
     async def _sandbox(self, sid: str, env: Mapping[str, str], mounts: tuple[Mount, ...] = ()
                        ) -> Sandbox:
         spec = self.experiment.sandbox_spec(self.run_id, sid, env=env, mounts=mounts)
-        if self.acquire is not None:
-            return await self.acquire(spec)
         return await self.provider.create(spec)
 
     async def _run_step(self, work: Path, outputs: Path, sid: str, env: dict[str, str],
