@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labcoat.errors import SandboxUnavailable
+from labcoat.treehash import tree_digest
 
 IMAGE_REPO = "labcoat-sandbox"
 BASE_REPO = "labcoat-base"
@@ -30,15 +31,9 @@ def docker_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "docker"
 
 
-def tree_hash(path: Path, *, skip: tuple[str, ...] = ()) -> str:
-    """sha256 over every file's relative path and bytes, in sorted order; 12 hex digits."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path).as_posix()
-        if rel.startswith(skip) or "__pycache__" in rel:
-            continue
-        digest.update(rel.encode() + b"\0" + file.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
+def tree_hash(path: Path) -> str:
+    """The image tag's content hash of a folder: 12 hex digits, `__pycache__` left out."""
+    return tree_digest(path, skip=frozenset({"__pycache__"}))[:12]
 
 
 def default_image() -> str:
