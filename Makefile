@@ -1,21 +1,32 @@
 # The README's two commands: `make demo` and `make test`. Both run `setup` first, which is idempotent.
+# `make test-fast` runs everything that needs no Docker engine (it neither starts nor waits for one).
 PY := .venv/bin/python
 LABCOAT := .venv/bin/labcoat
 
-.PHONY: setup demo test lint bench clean-sandboxes
+.PHONY: setup setup-python demo test test-fast check lint bench clean-sandboxes
 
 setup:
 	@bash scripts/setup.sh
 
+setup-python:
+	@bash scripts/setup.sh --python-only
+
 demo: setup
 	@bash scripts/demo.sh
 
-test: setup
+# Static checks: style, the layer contracts (import-linter) and the types (mypy).
+check:
 	@$(PY) -m ruff check labcoat tests benchmarks
+	@.venv/bin/lint-imports --no-cache
+	@$(PY) -m mypy
+
+test: setup check
 	@$(PY) -m pytest -q
 
-lint:
-	@$(PY) -m ruff check labcoat tests benchmarks
+test-fast: setup-python check
+	@DOCKER_HOST=unix:///nonexistent/docker.sock $(PY) -m pytest -q -m "not docker" -p no:cacheprovider
+
+lint: check
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

@@ -20,7 +20,7 @@ LABCOAT = str(Path(sys.executable).with_name("labcoat"))
 
 
 def make_run(root: Path) -> Path:
-    from labcoat.orchestrator.journal import Journal
+    from labcoat.log import Journal
 
     run_dir = root / "run"
     run_dir.mkdir()

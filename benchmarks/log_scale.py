@@ -24,7 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labcoat.orchestrator.journal import Journal, load_state, seal  # noqa: E402
+from labcoat.log import Journal, load_state  # noqa: E402
+from labcoat.log.lines import seal  # noqa: E402
 
 EXPERIMENT = {"name": "bench", "metric": {"name": "acc", "direction": "maximize"}}
 

@@ -44,8 +44,8 @@ def make_experiment(root: Path) -> Path:
 
 def run_labcoat(exp: Path, runs: Path) -> tuple[float, int, float]:
     """Wall time, graded subtasks, and the steady part: first subtask start to last grade."""
-    from labcoat.orchestrator.logfile import load_state, read_events
-    from labcoat.orchestrator.runner import RunOptions, start_run
+    from labcoat.log import load_state, read_events
+    from labcoat.orchestrator.commands import RunOptions, start_run
 
     opts = RunOptions(max_iterations=ITERATIONS, parallel=PARALLEL, patience=0, runs_dir=runs)
     out = io.StringIO()
@@ -83,7 +83,7 @@ async def raw_subtask(provider: object, exp: object, work: Path, i: int) -> None
 
 
 async def run_raw(exp_dir: Path, n: int, tmp: Path) -> float:
-    from labcoat.orchestrator.spec import load_experiment
+    from labcoat.experiment import load_experiment
     from labcoat.sandboxes.docker import DockerProvider
 
     exp = load_experiment(exp_dir)

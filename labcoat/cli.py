@@ -70,7 +70,7 @@ def run(
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
 ) -> None:
     """Start a research run; prints the run directory."""
-    from labcoat.orchestrator.runner import RunOptions, start_run
+    from labcoat.orchestrator.commands import RunOptions, start_run
 
     opts = RunOptions(
         goal=goal, model=model, role_models=role_model or [], base_url=base_url,
@@ -91,7 +91,7 @@ def resume(
     time_limit: Annotated[float | None, typer.Option(help="New wall-clock limit, seconds.")] = None,
 ) -> None:
     """Continue a run from its log."""
-    from labcoat.orchestrator.runner import resume_run
+    from labcoat.orchestrator.commands import resume_run
 
     sys.exit(resume_run(run_dir, max_iterations=max_iterations, budget_usd=budget_usd,
                         budget_tokens=budget_tokens, time_limit_s=time_limit))
@@ -104,7 +104,7 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Summary of a run: state, iteration, subtasks, best result, cost."""
-    from labcoat.orchestrator.inspect import print_status
+    from labcoat.views.status import print_status
 
     print_status(run_dir, as_json=json_out)
 
@@ -117,7 +117,7 @@ def log(
         "--follow", "-f", help="Keep printing new events.")] = False,
 ) -> None:
     """Readable timeline of a run."""
-    from labcoat.orchestrator.inspect import print_timeline
+    from labcoat.views.timeline import print_timeline
 
     print_timeline(run_dir, follow=follow)
 
@@ -126,7 +126,7 @@ def log(
 @friendly
 def report(run_dir: RunDir) -> None:
     """Write report.md and the metric plot for a run."""
-    from labcoat.orchestrator.report import write_report
+    from labcoat.views.report import write_report
 
     typer.echo(write_report(run_dir))
 
@@ -138,15 +138,16 @@ def roles(
         help="Also list the role files in this experiment's roles/ folder.")] = None,
 ) -> None:
     """List roles: built-in, from plugins, from role files."""
-    from labcoat.agents.registry import print_roles
+    from labcoat.agents.registry import role_rows
+    from labcoat.views.table import print_rows
 
-    print_roles(experiment_dir)
+    print_rows(("role", "from", "description"), role_rows(experiment_dir), title="labcoat roles")
 
 
 @app.command()
 def doctor() -> None:
     """Check the Docker engine, sandbox image, API keys and disk; say how to fix each."""
-    from labcoat.doctor import run_doctor
+    from labcoat.orchestrator.doctor import run_doctor
 
     raise typer.Exit(run_doctor())
 

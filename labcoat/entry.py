@@ -25,11 +25,11 @@ def fast_path(argv: list[str]) -> int | None:
 
     try:
         if argv[0] == "status":
-            from labcoat.orchestrator.inspect import print_status
+            from labcoat.views.status import print_status
 
             print_status(Path(run_dir), as_json=bool(flags))
         else:
-            from labcoat.orchestrator.inspect import print_timeline
+            from labcoat.views.timeline import print_timeline
 
             print_timeline(Path(run_dir), follow=bool(flags))
     except LabcoatError as err:

@@ -33,6 +33,12 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return (text.splitlines()[0] if text else type(err).__name__)[:limit]
 
 
+def one_line(err: BaseException) -> str:
+    """`TypeName: first line of the message`, for reports that must say what was raised."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 class LabcoatError(Exception):
     """Base class. `str(err)` is the one message shown to the person."""
 

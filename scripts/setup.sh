@@ -24,6 +24,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
     echo "$want" > "$stamp"
 fi
 
+if [ "${1:-}" = "--python-only" ]; then
+    exit 0  # `make test-fast`: no Docker engine is started or waited for
+fi
+
 # 2. Docker engine --------------------------------------------------------------------------
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 

@@ -9,18 +9,20 @@ from pathlib import Path
 import pytest
 
 from labcoat.errors import ConfigError, SpecError
-from labcoat.orchestrator.spec import (
-    CategoricalParam,
+from labcoat.experiment import (
     Experiment,
     ExperimentSpec,
-    IntParam,
-    LogFloatParam,
+    beats,
+    best_value,
     experiment_hash,
+    gain,
     grader_hash,
     load_experiment,
     parse_memory,
     trial_env,
 )
+from labcoat.experiment.spec import CategoricalParam, IntParam, LogFloatParam
+from labcoat.orchestrator.sandboxing import image_of, sandbox_spec
 from labcoat.sandboxes.image import default_image
 
 MINIMAL = """\
@@ -54,7 +56,7 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
         1.0, 1024, 0, 600.0, "none", 256)
     assert exp.spec.search_space == {} and exp.spec.roles is None and exp.spec.outputs is None
     assert exp.spec.critic.seeds == 2
-    assert exp.image == default_image()
+    assert image_of(exp) == default_image()
     assert exp.dir == (tmp_path / "e").resolve()
     assert exp.workspace_dir == exp.dir / "workspace" and exp.grader_dir == exp.dir / "grader"
     assert exp.roles_dir == exp.dir / "roles" and exp.prompts_dir == exp.dir / "prompts"
@@ -229,7 +231,7 @@ image: my/image:1
 resources: {cpus: 2, memory: 512m, pids: 100, network: bridge, gpus: 0}
 """)
     exp = load_experiment(root)
-    spec = exp.sandbox_spec("run-1", "it001-01", env={"A": "b"}, tmpfs_mb=64)
+    spec = sandbox_spec(exp, "run-1", "it001-01", env={"A": "b"}, tmpfs_mb=64)
     assert (spec.image, spec.run_id, spec.subtask_id) == ("my/image:1", "run-1", "it001-01")
     assert (spec.cpus, spec.memory_mb, spec.pids_limit, spec.network) == (2.0, 512, 100, "bridge")
     assert spec.env == {"A": "b"} and spec.tmpfs_mb == 64
@@ -241,12 +243,14 @@ def test_trial_env() -> None:
                    "LABCOAT_PARAM_DEPTH": "3", "LABCOAT_PARAM_FLAG": "true"}
 
 
-def test_metric_better() -> None:
-    spec = ExperimentSpec.model_validate({
-        "name": "x", "run": "true", "evaluate": "true",
-        "metric": {"name": "loss", "direction": "minimize"}})
-    assert spec.metric.better(0.1, 0.2) and not spec.metric.better(0.3, 0.2)
-    assert spec.metric.better(5.0, None)
+def test_metric_direction() -> None:
+    assert beats(0.1, 0.2, "minimize") and not beats(0.3, 0.2, "minimize")
+    assert beats(0.3, 0.2, "maximize") and not beats(0.2, 0.2, "maximize")
+    assert beats(5.0, None, "minimize") and beats(-5.0, None, "maximize")
+    assert best_value([0.3, 0.1, 0.2, 0.1], "minimize") == 0.1
+    assert best_value([0.3, 0.1, 0.5], "maximize") == 0.5 and best_value([], "maximize") is None
+    assert gain(0.1, 0.3, "minimize") == pytest.approx(0.2)
+    assert gain(0.1, 0.3, "maximize") == pytest.approx(-0.2)
 
 
 def _experiment(tmp_path: Path) -> Experiment:

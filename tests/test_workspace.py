@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labcoat.orchestrator.workspace import BEST_BRANCH, Workspace
+from labcoat.workspace import BEST_BRANCH, Workspace
 
 
 def make_src(tmp_path: Path) -> Path:

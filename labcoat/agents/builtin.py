@@ -2,17 +2,18 @@
 
 Without a model (the search brain) each does its job mechanically: the reproducer runs the
 unmodified baseline, the engineer applies a trial's parameters, the critic re-grades leaders with
-new seeds. With a model they run the shared tool loop (`labcoat.agents.toolloop`).
+new seeds. With a model they run the shared tool loop (`labcoat.agents.llm.toolloop`).
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from typing import Any
 
-from labcoat.agents.base import Critique, RoleContext, RoleResult, Subtask
-from labcoat.agents.search import show_params
+from labcoat.agents.judge import judge, reference_of
+from labcoat.agents.role import RoleContext, RoleResult, Subtask
+from labcoat.agents.search.propose import show_params
+from labcoat.experiment import trial_env
 from labcoat.sandboxes.base import ExecResult
 
 
@@ -26,7 +27,7 @@ async def exec_logged(ctx: RoleContext, subtask: Subtask, cmd: str, *,
 
 
 async def _llm_work(name: str, subtask: Subtask, ctx: RoleContext) -> RoleResult:
-    from labcoat.agents.llm_roles import work
+    from labcoat.agents.llm.roles import work
 
     return await work(name, subtask, ctx)
 
@@ -37,8 +38,6 @@ class Reproducer:
                    "establish the reference metric every other result is compared with.")
 
     async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
-        from labcoat.orchestrator.spec import trial_env
-
         if ctx.model is not None:
             return await _llm_work(self.name, subtask, ctx)
         spec = ctx.spec.spec
@@ -88,44 +87,22 @@ class Critic:
 
     async def run(self, subtask: Subtask, ctx: RoleContext) -> RoleResult:
         if ctx.model is not None:
-            from labcoat.agents.llm_roles import review
+            from labcoat.agents.llm.roles import review
 
             return await review(subtask, ctx)
-        target = ctx.state.subtasks[subtask.target] if ctx.state else None
-        commit = getattr(target, "commit", None)
-        if not subtask.target or not commit:
+        target = ctx.state.subtasks.get(subtask.target or "") if ctx.state else None
+        if target is None or not target.commit:
             return RoleResult(ok=False, error=f"nothing to review: {subtask.target} has no commit")
-        scores = {str(target.subtask["seed"]): target.metric} if target.metric is not None else {}
+        commit = target.commit
+        scores = {str(target.seed): target.metric} if target.metric is not None else {}
         for seed in subtask.seeds:
             metrics = await ctx.grade(commit, seed)
             name = ctx.spec.spec.metric.name
             if metrics is not None and name in metrics:
                 scores[str(seed)] = metrics[name]
-        critique = judge(subtask.target, scores, reference=subtask.params.get("reference"),
+        critique = judge(target.id, scores, reference=reference_of(subtask),
                          spec=ctx.spec.spec)
         return RoleResult(summary=critique.reason, critique=critique, grade=False, changes=False)
-
-
-def judge(target: str, scores: dict[str, float], *, reference: Any, spec: Any) -> Critique:
-    """Reproducible when the mean gain over `reference` exceeds `noise_sigmas` seed std devs."""
-    values = list(scores.values())
-    if len(values) < 2:
-        return Critique(target=target, verdict="suspicious", metrics_by_seed=scores,
-                        reason=f"only {len(values)} seed(s) could be graded; cannot tell noise")
-    mean, std = statistics.fmean(values), statistics.stdev(values)
-    sign = 1 if spec.metric.direction == "maximize" else -1
-    if reference is None:
-        reason = f"{spec.metric.name} {mean:.4g} ± {std:.2g} over {len(values)} seeds"
-        return Critique(target=target, verdict="ok", metrics_by_seed=scores, mean=mean, std=std,
-                        reason=reason)
-    gain = sign * (mean - float(reference))
-    noise = spec.critic.noise_sigmas * std
-    verdict = "reproducible" if gain > noise and gain > 0 else "not_reproducible"
-    reason = (f"mean {spec.metric.name} {mean:.4g} ± {std:.2g} over {len(values)} seeds vs "
-              f"reference {float(reference):.4g}: gain {gain:+.4g} "
-              f"{'exceeds' if verdict == 'reproducible' else 'is within'} the noise ({noise:.2g})")
-    return Critique(target=target, verdict=verdict, reason=reason, metrics_by_seed=scores,
-                    mean=mean, std=std)
 
 
 BUILTIN_ROLES: dict[str, type] = {"reproducer": Reproducer, "engineer": Engineer,

@@ -3,44 +3,31 @@
 Roles resolve by short name (`engineer`, `ablator`) or by dotted path (`package.module:Class`).
 Plugins load lazily, and a plugin that cannot load never breaks the registry: it is listed with
 its error, and `get()` hands back a `BrokenRole` that fails only the subtasks given to it.
-`run_role_guarded` is how the loop runs any role: an exception, a hang or a wrong return type
-becomes a failed `RoleResult`, never a crashed run.
+(`labcoat.agents.guard` runs any role so that its failures cost only its subtask.)
 
 Import-light on purpose: `labcoat roles` must not pull in docker, langgraph or the model SDKs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import importlib
 import importlib.util
 import inspect
-import sys
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from labcoat.agents.base import Role, RoleContext, RoleResult, Subtask
-from labcoat.agents.rolefile import scan_role_files
-from labcoat.errors import (
-    BudgetExhausted,
-    ConfigError,
-    ModelAuthError,
-    ModelQuotaError,
-    ModelUnavailable,
-    SandboxUnavailable,
-    SpecError,
-    UnknownRoleError,
-)
+from labcoat.agents.fileroles import FileRole
+from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
+from labcoat.errors import ConfigError, SpecError, UnknownRoleError, one_line
+from labcoat.experiment import scan_role_files
+from labcoat.experiment.messages import problem_list
 
 ENTRY_POINT_GROUP = "labcoat.roles"
 BUILTIN_MODULE = "labcoat.agents.builtin"
-CANCEL_GRACE_S = 5.0
-"""How long a timed-out role may take to unwind after it is cancelled."""
 T = TypeVar("T")
 
 _DECORATED: dict[str, tuple[Callable[[], Any], str]] = {}
@@ -100,7 +87,7 @@ def _guarded_import(target: Callable[[], Any], source: str) -> Any:
     except RoleLoadError:
         raise
     except Exception as err:
-        raise RoleLoadError(f"{source} failed to import: {_one_line(err)}") from err
+        raise RoleLoadError(f"{source} failed to import: {one_line(err)}") from err
 
 
 def _instantiate(obj: Any, name: str) -> Role:
@@ -108,12 +95,12 @@ def _instantiate(obj: Any, name: str) -> Role:
     try:
         role = obj() if isinstance(obj, type) or (not _is_role(obj) and callable(obj)) else obj
     except Exception as err:
-        raise RoleLoadError(f"creating role {name} failed: {_one_line(err)}") from err
+        raise RoleLoadError(f"creating role {name} failed: {one_line(err)}") from err
     if not _is_role(role):
         raise RoleLoadError(
             f"{_qualname(obj)} is not a role: it needs `name` and `description` strings and "
             "`async def run(self, subtask, ctx) -> RoleResult`")
-    return role
+    return cast(Role, role)
 
 
 def _is_role(obj: Any) -> bool:
@@ -125,11 +112,6 @@ def _is_role(obj: Any) -> bool:
 def _qualname(obj: Any) -> str:
     kind = obj if isinstance(obj, type) or callable(obj) else type(obj)
     return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def role(name: str, *, source: str = "built-in") -> Callable[[T], T]:
@@ -180,11 +162,10 @@ class RoleRegistry:
         roles, bad = scan_role_files(folder)
         problems = [line for lines in bad.values() for line in lines]
         if strict and problems:
-            count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            raise SpecError(f"{folder}: invalid role files ({count}):\n  - "
-                            + "\n  - ".join(problems))
+            raise SpecError(problem_list(str(folder), "role files", problems))
         for found in roles:
-            self.register(found.name, found, source=f"file {found.path}")
+            self.register(found.name, _file_role(FileRole(found)), source=f"file {found.path}",
+                          lazy=True)
         for path, lines in bad.items():
             message = "invalid role file: " + " | ".join(lines)
             self.register(path.stem, _raiser(message), source=f"file {path}", lazy=True)
@@ -241,7 +222,7 @@ class RoleRegistry:
             obj = getattr(importlib.import_module(module), attr)
             return _instantiate(obj, path)
         except (ImportError, AttributeError, RoleLoadError) as err:
-            why = str(err) if isinstance(err, RoleLoadError) else _one_line(err)
+            why = str(err) if isinstance(err, RoleLoadError) else one_line(err)
             raise UnknownRoleError(
                 f"role {path!r} could not be loaded: {why}; fix: check the module "
                 f"and name (`package.module:Class`) and that its package is installed") from err
@@ -253,6 +234,10 @@ class RoleRegistry:
                 f"fix: {hint}use one of these, a dotted path `package.module:Class`, a role file "
                 f"in the experiment's roles/ folder, or install a plugin that provides it "
                 f"(entry-point group {ENTRY_POINT_GROUP!r})")
+
+
+def _file_role(role: FileRole) -> Callable[[], Any]:
+    return lambda: role
 
 
 def _raiser(message: str) -> Callable[[], Any]:
@@ -268,7 +253,7 @@ def _entry_point_loader(ep: EntryPoint) -> Callable[[], Any]:
             return ep.load()
         except Exception as err:
             raise RoleLoadError(f"entry point `{ep.name} = {ep.value}` of {_plugin_source(ep)} "
-                                f"failed to import: {_one_line(err)}") from err
+                                f"failed to import: {one_line(err)}") from err
 
     return load
 
@@ -286,106 +271,28 @@ def default_registry(experiment_dir: Path | None = None, *, strict: bool = True)
     return registry
 
 
-# --------------------------------------------------------------------------- running safely
+def role_models(registry: RoleRegistry, roles: Iterable[str]) -> dict[str, str]:
+    """Model specs that role files name in their front matter (`model:`), by role."""
+    out: dict[str, str] = {}
+    for name in roles:
+        try:
+            made = registry.get(name)
+        except UnknownRoleError:
+            continue
+        spec = made.model if isinstance(made, FileRole) else None
+        if spec is not None and ":" in spec:
+            out[name] = spec
+    return out
 
 
-async def run_role_guarded(role: Any, subtask: Subtask, ctx: RoleContext,
-                           timeout_s: float | None) -> RoleResult:
-    """Run `role` on `subtask`; failures of the role's own code become a failed `RoleResult`.
-
-    An exception (even `SystemExit`), no result within `timeout_s`, or a return value that is
-    not a `RoleResult` fail this subtask only, with `error="role <name> <what happened>: ..."`.
-    Cancellation and Ctrl-C still propagate: they belong to the run, not to the role.
-    """
-    name = getattr(role, "name", None) or type(role).__name__
-    try:
-        pending = role.run(subtask, ctx)
-        if not inspect.isawaitable(pending):
-            return _failed(name, f"run() is not async: it returned {type(pending).__name__} "
-                                 "(fix: declare it `async def run(self, subtask, ctx)`)")
-        finished, result = await _within(_no_exit(pending), timeout_s)
-    except RoleExited as err:
-        return _failed(name, f"raised {err}{_where(err.__cause__)}")
-    except (SandboxUnavailable, BudgetExhausted, ModelAuthError, ModelQuotaError,
-            ModelUnavailable):
-        raise  # infrastructure or budget, not the role's failure: the run retries or pauses
-    except (Exception, SystemExit) as err:
-        return _failed(name, f"raised {_one_line(err)}{_where(err)}")
-    if not finished:
-        return _failed(name, f"timed out: no result after {timeout_s:g} s (the subtask was "
-                             "cancelled)")
-    if not isinstance(result, RoleResult):
-        return _failed(name, f"returned the wrong type: expected RoleResult, got "
-                             f"{type(result).__name__} ({result!r:.80})")
-    return result
-
-
-class RoleExited(Exception):
-    """A role called `sys.exit()`: asyncio would stop the whole loop, so it is converted."""
-
-
-async def _no_exit(pending: Any) -> Any:
-    try:
-        return await pending
-    except SystemExit as err:
-        raise RoleExited(f"SystemExit: {err.code}") from err
-
-
-async def _within(pending: Any, timeout_s: float | None) -> tuple[bool, Any]:
-    """(True, result) or (False, None) past the deadline. Unlike `wait_for`, a TimeoutError
-    raised by the role itself is reported as what it is, not as a hang."""
-    task = asyncio.ensure_future(pending)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if done:
-        return True, task.result()
-    task.cancel()
-    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)  # let it close what it opened
-    return False, None
-
-
-def _failed(name: str, what: str) -> RoleResult:
-    return RoleResult(ok=False, grade=False, changes=False, error=f"role {name} {what}")
-
-
-def _where(err: BaseException) -> str:
-    frames = traceback.extract_tb(err.__traceback__)
-    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-
-
-# --------------------------------------------------------------------------- `labcoat roles`
-
-
-def print_roles(experiment_dir: Path | None) -> None:
-    """List every role with its description and source: a table on a TTY, plain lines else."""
+def role_rows(experiment_dir: Path | None) -> list[tuple[str, str, str]]:
+    """(name, source, description or `ERROR: ...`) for every role, for `labcoat roles`."""
     if experiment_dir is not None and not Path(experiment_dir).is_dir():
         raise ConfigError(f"{experiment_dir}: no such experiment folder; fix: pass the folder "
                           "that holds experiment.yaml (and roles/)")
-    rows = [_row(entry, made) for entry, made in default_registry(
-        experiment_dir, strict=False).listing()]
-    if sys.stdout.isatty():
-        _print_table(rows)
-    else:
-        for name, source, text in rows:
-            print(f"{name}\t{source}\t{text}")
-
-
-def _row(entry: RoleEntry, made: Role) -> tuple[str, str, str]:
-    source = entry.source + (f" (replaces {entry.shadows})" if entry.shadows else "")
-    if isinstance(made, BrokenRole):
-        return entry.name, source, "ERROR: " + " ".join(made.error.split())
-    return entry.name, source, " ".join(made.description.split())
-
-
-def _print_table(rows: list[tuple[str, str, str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("role", "description", "from", title="labcoat roles")
-    for name, source, text in rows:
-        style = "red" if text.startswith("ERROR: ") else None
-        table.add_row(name, text, source, style=style)
-    Console().print(table)
+    rows = []
+    for entry, made in default_registry(experiment_dir, strict=False).listing():
+        source = entry.source + (f" (replaces {entry.shadows})" if entry.shadows else "")
+        text = ("ERROR: " + made.error) if isinstance(made, BrokenRole) else made.description
+        rows.append((entry.name, source, " ".join(text.split())))
+    return rows

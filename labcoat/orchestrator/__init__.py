@@ -1,31 +1,13 @@
-"""The run: experiment log, state fold, resume, budgets, git workspace.
+"""The research loop: the `run`/`resume` commands, the async driver, the LangGraph graph and
+its steps (plan, work, grade, review, decide), honest grading, and `labcoat doctor`.
 
-Import-light on purpose (`labcoat status` / `labcoat log` must start fast): the names below
-load their module on first use.
+    commands   `labcoat run` / `labcoat resume`: set a run up or pick it up, exit codes
+    driver     the async part: sandbox provider, brain, graph, signals, summary
+    graph      the loop as a LangGraph graph; routing: where the run stands (pure)
+    lab        the run's moving parts, shared by the steps
+    planning   plan, review, decide, finish, pause;  dispatch: work (a role in its sandbox)
+    grading    the honest grader (run, then evaluate with /grader);  results: grade step, commits
+    sandboxing an experiment's sandbox specs;  doctor: `labcoat doctor`
 
-    Journal, read_log, read_events, load_state, LogReader   labcoat.orchestrator.journal
-    (the line format and read-only access live in labcoat.orchestrator.logfile)
-    RunState, fold, reduce                                  labcoat.orchestrator.state
-    Event, SCHEMA_VERSION                                   labcoat.orchestrator.events
+    from labcoat.orchestrator.commands import RunOptions, start_run, resume_run
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_LAZY = {
-    "Journal": "journal", "read_log": "journal", "read_events": "journal",
-    "load_state": "journal", "LogReader": "journal",
-    "RunState": "state", "fold": "state", "reduce": "state",
-    "Event": "events", "SCHEMA_VERSION": "events",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from labcoat.errors import GraderTampered, UnsafeOutputError
-from labcoat.orchestrator.spec import Experiment, grader_hash, trial_env
+from labcoat.experiment import Experiment, grader_hash, trial_env
+from labcoat.log import EventBase
+from labcoat.orchestrator.sandboxing import sandbox_spec
 from labcoat.sandboxes.base import ExecResult, Mount, Sandbox, SandboxProvider
 
-Emit = Callable[..., Any]
+Emit = Callable[..., EventBase]
+"""`emit(type, iteration=..., **fields)` appends to the log (`Lab.emit`)."""
 Export = Callable[[str, Path], None]
 
 
@@ -92,7 +95,7 @@ class Grader:
 
     async def _sandbox(self, sid: str, env: Mapping[str, str], mounts: tuple[Mount, ...] = ()
                        ) -> Sandbox:
-        spec = self.experiment.sandbox_spec(self.run_id, sid, env=env, mounts=mounts)
+        spec = sandbox_spec(self.experiment, self.run_id, sid, env=env, mounts=mounts)
         return await self.provider.create(spec)
 
     async def _run_step(self, work: Path, outputs: Path, sid: str, env: dict[str, str],

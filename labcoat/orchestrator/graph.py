@@ -1,108 +1,122 @@
-"""The research loop as a LangGraph StateGraph.
+"""The research loop as a LangGraph StateGraph: the README's diagram, node for node.
 
-    START -> route -> plan ---------------------------------> route
-                   -> dispatch: Send("work", subtask) * N ---> join -> route
-                   -> grade:    Send("grade", subtask) * N --> join -> route
-                   -> review (plans critic subtasks) -------> route | decide
-                   -> decide (closes the iteration) -------> route | finish
-                   -> out_of_time (time limit mid-iteration: pause) -> END
-                   -> END (run finished or paused)
+    START ─▶ (where the log says) ─▶ plan ─▶ work* ─▶ worked ─▶ grade* ─▶ graded ─▶ review
+                                      ▲                                              │
+                                      └──────── decide ◀──── (critics: work* first) ─┘
+    decide ─▶ plan | finish ─▶ END;   any step ─▶ pause ─▶ END (time limit mid-iteration)
 
-The graph holds no research state: `route` reads the fold of the log and picks the next step,
-so the same graph drives a fresh run and a resumed one. At most `parallel` Send tasks do work
-at once (a semaphore in the Lab).
+`work*` and `grade*` fan out with `Send`, one task per subtask, at most `parallel` doing work at
+once (a semaphore in the Lab); `worked` and `graded` join them (LangGraph runs a node once per
+superstep however many branches lead to it). Every conditional edge asks `routing.next_step`,
+a pure function of the log, so the same graph drives a fresh run and a resumed one, and START
+enters wherever the log says the run stands. The graph holds no research state.
+
+Why the barrier stays here: in LangGraph's superstep model every `Send` of a superstep finishes
+before the next superstep starts, so an iteration's subtasks are graded together. See
+docs/architecture.md for how the scheduler replaces it.
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
+from labcoat.orchestrator import dispatch, planning, results
 from labcoat.orchestrator.lab import Lab
+from labcoat.orchestrator.routing import next_step
+
+SUPERSTEPS_PER_ITERATION = 16
+"""Generous bound on supersteps per iteration (plan, work, join, grade, join, review, critic
+work, join, review, decide): the recursion limit is derived from it."""
 
 
 class Tick(TypedDict, total=False):
-    steps: Annotated[int, operator.add]
+    """The graph's own state: nothing but the subtask a fanned-out task works on."""
+
     sid: str
+
+
+Router = Callable[[Tick], Any]
+
+
+def route(lab: Lab, allowed: tuple[str, ...]) -> Router:
+    """A conditional edge: `next_step` as node names (fan-outs as `Send`s), within `allowed`."""
+
+    def edge(_: Tick) -> Any:
+        nxt = next_step(lab.state, time_up=lab.time_up())
+        name = END if nxt.step == "end" else nxt.step
+        if name not in allowed:
+            raise RuntimeError(f"the loop cannot go from here to {name!r} (allowed: {allowed})")
+        if nxt.step in ("work", "grade"):
+            return [Send(nxt.step, {"sid": sid}) for sid in nxt.subtasks]
+        return name
+
+    return edge
 
 
 def build_graph(lab: Lab) -> Any:
     """Compile the loop for one Lab."""
 
-    def route(_: Tick) -> Any:
-        return next_step(lab)
-
     async def plan(_: Tick) -> Tick:
-        if not (await lab.plan()).subtasks:
-            lab.finish("the manager has nothing left to try")
-        return {"steps": 1}
+        await planning.plan(lab)
+        return {}
 
     async def work(task: Tick) -> Tick:
-        await lab.work(task["sid"])
-        return {"steps": 1}
+        await dispatch.work(lab, task["sid"])
+        return {}
 
     async def grade(task: Tick) -> Tick:
-        await lab.grade(task["sid"])
-        return {"steps": 1}
+        await results.grade(lab, task["sid"])
+        return {}
 
     async def review(_: Tick) -> Tick:
-        await lab.review()
-        return {"steps": 1}
+        await planning.review(lab)
+        return {}
 
-    def after_review(_: Tick) -> str:
-        return "route" if lab.state.unfinished() else "decide"
+    def after_review(t: Tick) -> Any:
+        return route(lab, ("work", "pause"))(t) if lab.state.unfinished() else "decide"
 
     async def decide(_: Tick) -> Tick:
-        reason = lab.decide()
-        if reason:
-            lab.finish(reason)
-        return {"steps": 1}
+        planning.decide(lab)
+        return {}
 
     async def finish(_: Tick) -> Tick:
-        lab.finish(lab.stop_reason() or "stopped")
-        return {"steps": 1}
+        planning.finish(lab)
+        return {}
 
-    async def out_of_time(_: Tick) -> Tick:
-        lab.pause_for_time()
-        return {"steps": 1}
+    async def pause(_: Tick) -> Tick:
+        planning.pause_for_time(lab)
+        return {}
 
     g = StateGraph(Tick)
-    for name, fn in [("route", _noop), ("plan", plan), ("work", work), ("grade", grade),
-                     ("join", _noop), ("review", review), ("decide", decide),
-                     ("finish", finish), ("out_of_time", out_of_time)]:
-        g.add_node(name, fn)
-    g.add_edge(START, "route")
-    g.add_conditional_edges("route", route, ["plan", "work", "grade", "review", "finish",
-                                             "out_of_time", END])
-    for name in ("plan", "join", "decide", "finish", "out_of_time"):
-        g.add_edge(name, "route")
-    g.add_edge("work", "join")
-    g.add_edge("grade", "join")
-    g.add_conditional_edges("review", after_review, ["route", "decide"])
+    for name, node in [("plan", plan), ("work", work), ("worked", _join), ("grade", grade),
+                       ("graded", _join), ("review", review), ("decide", decide),
+                       ("finish", finish), ("pause", pause)]:
+        g.add_node(name, node)  # type: ignore[call-overload]  # langgraph's overloads
+    steps = ("plan", "work", "grade", "review", "finish", "pause", END)
+    g.add_conditional_edges(START, route(lab, steps), list(steps))
+    g.add_conditional_edges("plan", route(lab, ("work", "pause", END)), ["work", "pause", END])
+    g.add_edge("work", "worked")
+    g.add_conditional_edges("worked", route(lab, ("grade", "review", "work", "pause")),
+                            ["grade", "review", "work", "pause"])
+    g.add_edge("grade", "graded")
+    g.add_conditional_edges("graded", route(lab, ("review", "grade")), ["review", "grade"])
+    g.add_conditional_edges("review", after_review, ["work", "pause", "decide"])
+    g.add_conditional_edges("decide", route(lab, ("plan", "finish", END)),
+                            ["plan", "finish", END])
+    g.add_edge("finish", END)
+    g.add_edge("pause", END)
     return g.compile()
 
 
-async def _noop(_: Tick) -> Tick:
-    return {"steps": 1}
+async def _join(_: Tick) -> Tick:
+    return {}
 
 
-def next_step(lab: Lab) -> Any:
-    """Where the run stands, from the log alone."""
-    st = lab.state
-    if st.status in ("finished", "failed", "paused"):
-        return END
-    current = [s for s in st.subtasks.values() if s.iteration == st.iteration]
-    pending = [s for s in current if s.status in ("planned", "running")]
-    if pending:
-        if lab.time_up():  # mid-iteration: pause, so that a resume does the planned work
-            return "out_of_time"
-        return [Send("work", {"sid": s.id}) for s in pending]
-    ungraded = [s for s in current if lab.needs_grading(s)]
-    if ungraded:
-        return [Send("grade", {"sid": s.id}) for s in ungraded]
-    if st.iteration == 0 or any(c.iteration == st.iteration for c in st.closed):
-        return "finish" if lab.stop_reason() else "plan"
-    return "review"
+def recursion_limit(lab: Lab) -> int:
+    """Supersteps the remaining iterations may need (LangGraph stops a graph past its limit)."""
+    left = int(lab.config.get("max_iterations", 1)) - lab.state.iteration + 1
+    return SUPERSTEPS_PER_ITERATION * max(1, left) + 50

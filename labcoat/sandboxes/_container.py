@@ -17,7 +17,10 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docker import APIClient, DockerClient
 
 from labcoat.errors import ConfigError, SandboxUnavailable
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN, LABEL_SUBTASK, SandboxSpec
@@ -67,7 +70,7 @@ def check_spec(spec: SandboxSpec) -> None:
                     spec.network)
 
 
-def create_kwargs(api: Any, spec: SandboxSpec, name: str, scratch: Path, *, pooled: bool,
+def create_kwargs(api: APIClient, spec: SandboxSpec, name: str, scratch: Path, *, pooled: bool,
                   ) -> dict[str, Any]:
     """Arguments for `APIClient.create_container`."""
     return {
@@ -143,7 +146,7 @@ def remove_scratch(scratch: Path | str | None) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def preflight(client: Any, spec: SandboxSpec) -> None:
+def preflight(client: DockerClient, spec: SandboxSpec) -> None:
     """Everything that can fail before a container exists: image present, GPUs available."""
     from docker.errors import ImageNotFound
 
@@ -159,7 +162,7 @@ def preflight(client: Any, spec: SandboxSpec) -> None:
         check_gpus(client, spec.gpus)
 
 
-def check_gpus(client: Any, wanted: int) -> None:
+def check_gpus(client: DockerClient, wanted: int) -> None:
     have = gpu_count(client)
     if have < wanted:
         raise SandboxUnavailable(
@@ -169,7 +172,7 @@ def check_gpus(client: Any, wanted: int) -> None:
         )
 
 
-def gpu_count(client: Any) -> int:
+def gpu_count(client: DockerClient) -> int:
     """GPUs the engine can hand out: NVIDIA devices on this host plus a GPU-capable runtime."""
     runtimes = client.info().get("Runtimes", {}) or {}
     hook = "nvidia" in runtimes or shutil.which("nvidia-container-runtime-hook") is not None

@@ -18,7 +18,10 @@ import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 from labcoat.errors import SandboxUnavailable, UnsafeOutputError
 from labcoat.sandboxes import _container as ctr
@@ -37,7 +40,7 @@ OWNER = (ctr.SANDBOX_UID, ctr.SANDBOX_GID)
 class DockerSandbox:
     """A running container. Use as `async with`; `aclose()` force-removes it (idempotent)."""
 
-    def __init__(self, client: Any, container_id: str, name: str, spec: SandboxSpec,
+    def __init__(self, client: DockerClient, container_id: str, name: str, spec: SandboxSpec,
                  scratch: Path, channel: Channel | None, *,
                  on_close: Callable[[str], None] | None = None, use_channel: bool = True) -> None:
         self.client, self.id, self.name, self.spec = client, container_id, name, spec

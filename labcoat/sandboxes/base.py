@@ -17,7 +17,12 @@ LABEL_SUBTASK = "labcoat.subtask_id"
 LABEL_PID = "labcoat.pid"
 LABEL_HOST = "labcoat.host"
 
-DEFAULT_OUTPUT_CAP = 256 * 1024  # bytes kept at the head and at the tail of each stream
+DEFAULT_OUTPUT_CAP = 256 * 1024
+"""Bytes kept at the head and at the tail of each stream of a command."""
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+"""Largest single file `read_file`/`get_dir` take out of a sandbox (1 GiB)."""
+DEFAULT_MAX_COPY_BYTES = 4 << 30
+"""Largest total `get_dir` takes out of one sandbox over its life (4 GiB)."""
 
 
 class Mount(BaseModel):
@@ -71,9 +76,9 @@ class SandboxSpec(BaseModel):
     read-only (plus the tmpfs at /tmp)."""
     output_cap_bytes: int = DEFAULT_OUTPUT_CAP
     """Bytes kept at the head and at the tail of each stream of each command."""
-    max_file_bytes: int = 1 << 30
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     """Largest single file `read_file`/`get_dir` take out of the sandbox."""
-    max_copy_bytes: int = 4 << 30
+    max_copy_bytes: int = DEFAULT_MAX_COPY_BYTES
     """Largest total `get_dir` takes out of the sandbox over its life."""
 
 

@@ -22,13 +22,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labcoat.sandboxes._agent import MARKER_ENV, Capture
+if TYPE_CHECKING:
+    from docker import APIClient, DockerClient
+
+from labcoat.sandboxes.execd import MARKER_ENV, Capture
 
 log = logging.getLogger(__name__)
 
-AGENT_SOURCE = (Path(__file__).with_name("_agent.py")).read_text()
+AGENT_SOURCE = (Path(__file__).with_name("execd.py")).read_text()
 AGENT_CMD = ["python3", "-I", "-u", "-c", AGENT_SOURCE]
 STDOUT, STDERR = 1, 2
 
@@ -79,7 +82,7 @@ class ExecSocket:
 
 
 async def open_exec(
-    client: Any, container_id: str, argv: Sequence[str], *, stdin: bool,
+    client: DockerClient, container_id: str, argv: Sequence[str], *, stdin: bool,
     env: Mapping[str, str] | None = None, workdir: str | None = None,
 ) -> ExecSocket:
     """Create and start an exec, returning its stdio as asyncio streams."""
@@ -91,7 +94,7 @@ async def open_exec(
 
 
 def _start_exec(
-    api: Any, cid: str, argv: list[str], stdin: bool, env: dict[str, str], workdir: str | None
+    api: APIClient, cid: str, argv: list[str], stdin: bool, env: dict[str, str], workdir: str | None
 ) -> tuple[str, socket.socket, Any]:
     exec_id = api.exec_create(
         cid, argv, stdin=stdin, stdout=True, stderr=True, tty=False,
@@ -99,11 +102,13 @@ def _start_exec(
     )["Id"]
     # `exec_start(socket=True)` drops the HTTP response, and with it our claim on the pooled
     # connection: a later API call could then be written into the agent's stdin. Keep it.
-    response = api._post_json(
-        api._url("/exec/{0}/start", exec_id), headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+    private: Any = api  # docker-py's own request helpers, which `exec_start` uses too
+    response = private._post_json(
+        private._url("/exec/{0}/start", exec_id),
+        headers={"Connection": "Upgrade", "Upgrade": "tcp"},
         data={"Tty": False, "Detach": False}, stream=True,
     )
-    raw = api._get_raw_response_socket(response)
+    raw = private._get_raw_response_socket(response)
     sock = getattr(raw, "_sock", raw)
     own = sock.dup()  # asyncio owns this descriptor; docker-py keeps its own
     own.setblocking(False)
@@ -123,7 +128,8 @@ class Channel:
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def start(cls, client: Any, container_id: str, *, timeout_s: float = 30.0) -> Channel:
+    async def start(cls, client: DockerClient, container_id: str, *,
+                    timeout_s: float = 30.0) -> Channel:
         """Start the agent in the container and wait for its first answer."""
         channel = cls(await open_exec(client, container_id, AGENT_CMD, stdin=True), container_id)
         try:
@@ -222,7 +228,7 @@ class StreamedExec:
 
 
 async def exec_stream(
-    client: Any, container_id: str, argv: Sequence[str], *, env: Mapping[str, str],
+    client: DockerClient, container_id: str, argv: Sequence[str], *, env: Mapping[str, str],
     workdir: str | None, stdin: bytes | None, timeout_s: float | None, cap: int,
 ) -> StreamedExec:
     """Run one command as its own engine exec (the fallback path), streaming into captures.
@@ -281,14 +287,14 @@ exit 0
 """
 
 
-async def kill_marked(client: Any, container_id: str, token: str = "", *pids: int) -> None:
+async def kill_marked(client: DockerClient, container_id: str, token: str = "", *pids: int) -> None:
     """SIGKILL the marked command's tree (every command's with no token), from outside it."""
     argv = ["sh", "-c", _KILL_SCRIPT, "sh", token, *map(str, pids)]
     with contextlib.suppress(Exception):
         await asyncio.to_thread(_run_sync, client.api, container_id, argv)
 
 
-def _run_sync(api: Any, container_id: str, argv: list[str]) -> None:
+def _run_sync(api: APIClient, container_id: str, argv: list[str]) -> None:
     api.exec_start(api.exec_create(container_id, argv)["Id"])
 
 

@@ -13,7 +13,10 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 from labcoat.sandboxes import _container as ctr
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN
@@ -37,16 +40,16 @@ def is_orphan(labels: dict[str, str], host: str | None = None) -> bool:
     return pid.isdigit() and not pid_alive(int(pid))
 
 
-def labelled(client: Any, label: str = LABEL_RUN) -> list[dict[str, Any]]:
+def labelled(client: DockerClient, label: str = LABEL_RUN) -> list[dict[str, Any]]:
     """Containers carrying `label` (`key` or `key=value`), as the engine's list entries."""
     return list(client.api.containers(all=True, filters={"label": label}))
 
 
-def find_orphans(client: Any) -> list[dict[str, Any]]:
+def find_orphans(client: DockerClient) -> list[dict[str, Any]]:
     return [c for c in labelled(client) if is_orphan(c.get("Labels") or {})]
 
 
-def remove_containers(client: Any, containers: list[dict[str, Any]]) -> int:
+def remove_containers(client: DockerClient, containers: list[dict[str, Any]]) -> int:
     """Force-remove (never a graceful stop) and delete their host folders; how many went."""
     removed = 0
     for container in containers:
@@ -67,14 +70,14 @@ def sweep_scratch(root: Path) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep_orphans(client: Any, scratch_root: Path | None = None) -> int:
+def sweep_orphans(client: DockerClient, scratch_root: Path | None = None) -> int:
     """Remove orphaned containers of this host and dead processes' scratch folders."""
     removed = remove_containers(client, find_orphans(client))
     sweep_scratch(scratch_root or ctr.scratch_root())
     return removed
 
 
-def remove_run(client: Any, run_id: str) -> int:
+def remove_run(client: DockerClient, run_id: str) -> int:
     """Remove every container of `run_id`, whatever process made it."""
     return remove_containers(client, labelled(client, f"{LABEL_RUN}={run_id}"))
 

@@ -32,7 +32,10 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 from labcoat.errors import SandboxUnavailable
 from labcoat.sandboxes import _container as ctr
@@ -51,9 +54,10 @@ __all__ = ["DockerProvider", "DockerSandbox"]
 class DockerProvider:
     """Creates hardened Docker sandboxes; removes them on every exit path. Use as `async with`."""
 
-    def __init__(self, run_id: str | None = None, *, client: Any = None, pool_size: int = 0,
-                 scratch_root: Path | None = None, exec_channel: bool = True) -> None:
-        self.run_id, self.client = run_id, client
+    def __init__(self, run_id: str | None = None, *, client: DockerClient | None = None,
+                 pool_size: int = 0, scratch_root: Path | None = None,
+                 exec_channel: bool = True) -> None:
+        self.run_id, self._client = run_id, client
         self.scratch_root = scratch_root or ctr.scratch_root()
         self.exec_channel = exec_channel
         self.pool = WarmPool(self._create_pooled, self.create_cold, pool_size) \
@@ -76,8 +80,8 @@ class DockerProvider:
         """Connect (within 5 s or `SandboxUnavailable`), sweep orphans, guard SIGTERM."""
         if self._started:
             return
-        if self.client is None:
-            self.client = await asyncio.to_thread(connect, 5.0)
+        if self._client is None:
+            self._client = await asyncio.to_thread(connect, 5.0)
             self._own_client = True
         removed = await asyncio.to_thread(sweep_orphans, self.client, self.scratch_root)
         if removed:
@@ -111,8 +115,6 @@ class DockerProvider:
             await self.preflight(spec)
             return await self.pool.acquire(spec)
         return await self.create_cold(spec)
-
-    acquire = create
 
     async def warm(self, spec: SandboxSpec, count: int | None = None) -> None:
         """Pre-start pool containers for `spec`'s key and wait until they are ready."""
@@ -197,9 +199,17 @@ class DockerProvider:
                 await self.cleanup(self.run_id)
         self._remove_sync()
         self._unguard()
-        if self._own_client and self.client is not None:
-            self.client.close()
-            self.client, self._own_client, self._started = None, False, False
+        if self._own_client and self._client is not None:
+            self._client.close()
+            self._client, self._own_client, self._started = None, False, False
+
+    @property
+    def client(self) -> DockerClient:
+        """The engine client (connected by `start`)."""
+        if self._client is None:
+            raise SandboxUnavailable("the Docker provider is not started; use `async with "
+                                     "DockerProvider(...)` or `await provider.start()`")
+        return self._client
 
     def _unguard(self) -> None:
         atexit.unregister(self._remove_sync)

@@ -23,14 +23,11 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, cast
 
 from labcoat.errors import UnsafeOutputError
+from labcoat.sandboxes.base import DEFAULT_MAX_COPY_BYTES, DEFAULT_MAX_FILE_BYTES
 
-DEFAULT_MAX_FILE_BYTES = 1 << 30
-"""Largest single file `get_dir`/`read_file` copy out of a sandbox (1 GiB)."""
-DEFAULT_MAX_COPY_BYTES = 4 << 30
-"""Largest total `get_dir` copies out of one sandbox over its life (4 GiB)."""
 _CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _FIX = "remove or replace it inside the sandbox, or leave it out of the copied folder"
@@ -302,7 +299,8 @@ def extract_tar(chunks: Iterator[bytes], dest: Path, budget: Budget) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     state = _Out(dest, budget)
     start, seen_links = budget.used, set[PurePosixPath]()
-    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tar:
+    reader = cast(IO[bytes], _ChunkReader(chunks))  # tarfile reads a stream with read() only
+    with tarfile.open(fileobj=reader, mode="r|") as tar:
         for member in tar:
             _extract_member(tar, member, state, seen_links)
     verify_links(dest, state.links, budget.where)

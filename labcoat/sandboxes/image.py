@@ -162,7 +162,7 @@ def _docker_build(client: object, ctx: Path, tag: str, base: str, say: Say) -> N
         )
         for chunk in stream:
             if "error" in chunk:
-                raise BuildError(chunk["error"], lines)
+                raise BuildError(chunk["error"], iter([{"stream": ln} for ln in lines]))
             text = chunk.get("stream", "").rstrip()
             if text:
                 lines.append(text)

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from labcoat.agents.base import Subtask
 from labcoat.agents.prompts import render_prompt
+from labcoat.agents.role import Subtask
 from labcoat.errors import ConfigError
 
 EXP = SimpleNamespace(name="digits", goal="beat 0.95 accuracy", run="python3 train.py",

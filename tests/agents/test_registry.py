@@ -19,17 +19,19 @@ from typing import Any
 
 import pytest
 
+from labcoat import cli
 from labcoat.agents import registry as registry_module
-from labcoat.agents.base import RoleContext, RoleResult, Subtask
+from labcoat.agents.fileroles import FileRole
+from labcoat.agents.guard import run_role_guarded
 from labcoat.agents.registry import (
     BrokenRole,
     RoleRegistry,
     default_registry,
     role,
-    run_role_guarded,
 )
-from labcoat.agents.rolefile import FileRole, read_role_file
+from labcoat.agents.role import RoleContext, RoleResult, Subtask
 from labcoat.errors import ConfigError, SpecError, UnknownRoleError
+from labcoat.experiment import read_role_file
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
 
 PLUGIN_DIST = "labcoat-test-plugin"  # installed by the `test_plugin` fixture (tests/conftest.py)
@@ -151,7 +153,7 @@ def test_cli_names_a_missing_experiment_folder(tmp_path: Path) -> None:
 
 
 def test_listing_imports_no_heavy_library(test_plugin: str) -> None:
-    code = ("import sys; from labcoat.agents.registry import print_roles; print_roles(None); "
+    code = ("import sys; from labcoat.agents.registry import role_rows; role_rows(None); "
             "heavy = [m for m in ('docker', 'langgraph', 'anthropic', 'openai', 'optuna') "
             "if m in sys.modules]; print('HEAVY', heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -264,7 +266,7 @@ def test_role_file_problems_all_at_once(tmp_path: Path) -> None:
     msg = str(info.value)
     assert f"{path}:2: name: 'bad name' is not a role name" in msg
     assert f"{path}:2: description: Field required; fix: add `description:`" in msg
-    assert f"{path}:3: modle: Extra inputs are not permitted; fix: remove it" in msg
+    assert f"{path}:3: modle: unknown field; fix: remove it" in msg
     assert f"{path}:4: tools[1]: 'rm -rf' is not a tool name" in msg
     assert "the body is empty; fix:" in msg
 
@@ -293,7 +295,7 @@ def test_strict_role_files_stop_a_run(tmp_path: Path) -> None:
 
 
 def test_file_role_without_model_fails_its_subtask(tmp_path: Path) -> None:
-    found = read_role_file(write_role(tmp_path, "skeptic.md", SKEPTIC))
+    found = FileRole(read_role_file(write_role(tmp_path, "skeptic.md", SKEPTIC)))
     ctx, _ = make_ctx()
     result = asyncio.run(run_role_guarded(found, subtask("skeptic"), ctx, 10))
     assert not result.ok
@@ -305,11 +307,11 @@ def test_file_role_without_model_fails_its_subtask(tmp_path: Path) -> None:
 def test_file_role_runs_the_tool_loop_with_its_instructions_and_tools(tmp_path: Path) -> None:
     import dataclasses
 
-    from labcoat.agents.models import ScriptedModel, tool_reply
-    from labcoat.orchestrator.spec import load_experiment
+    from labcoat.agents.llm.models import ScriptedModel, tool_reply
+    from labcoat.experiment import load_experiment
     from tests.loop.conftest import make_experiment
 
-    found = read_role_file(write_role(tmp_path, "skeptic.md", SKEPTIC))
+    found = FileRole(read_role_file(write_role(tmp_path, "skeptic.md", SKEPTIC)))
     model = ScriptedModel([tool_reply("submit", {"summary": "No leakage: split before scaling."})])
     ctx, events = make_ctx(model=model)
     ctx = dataclasses.replace(ctx, spec=load_experiment(make_experiment(tmp_path / "toy")))
@@ -437,7 +439,7 @@ def test_print_roles_draws_a_table_on_a_tty(test_plugin: str, tmp_path: Path,
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
-    registry_module.print_roles(tmp_path)
+    cli.roles(tmp_path)
     out = capsys.readouterr().out
     assert "labcoat roles" in out and "┃ role" in out
     table = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}

@@ -17,8 +17,8 @@ from models.servers import (
     openai_tool,
 )
 
-from labcoat.agents.models import ScriptedModel, build_model, text_reply, tool_reply
-from labcoat.agents.toolloop import LoopLimits, LoopOutcome, run_tool_loop
+from labcoat.agents.llm.models import ScriptedModel, build_model, text_reply, tool_reply
+from labcoat.agents.llm.toolloop import LoopLimits, LoopOutcome, run_tool_loop
 from labcoat.sandboxes import DockerProvider, SandboxSpec
 
 KEY = "sk-canary-XYZ-loop"
@@ -153,7 +153,7 @@ def test_refusal_and_token_limit(run: Callable) -> None:
     refused = ScriptedModel([text_reply("I can't help with that.", stop_reason="refusal")])
     outcome = run(run_tool_loop(refused, system="s", task="t", sandbox=None))
     assert outcome.status == "failed" and "refused" in outcome.reason
-    from labcoat.agents.models import Usage
+    from labcoat.agents.llm.models import Usage
 
     big = Usage(input_tokens=900, output_tokens=200)
     heavy = ScriptedModel([tool_reply("read_file", {"path": "x"}, usage=big)] * 2)

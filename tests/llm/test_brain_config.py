@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from labcoat.agents.llm_brain import budget_of, check_keys, replay_of, role_specs, to_event
-from labcoat.agents.models import parse_model_spec, price_for
+from labcoat.agents.llm.models import parse_model_spec, price_for
+from labcoat.agents.llm.providers import PROVIDERS, check_keys
+from labcoat.agents.llm.wiring import budget_of, replay_of, role_specs, to_event
 from labcoat.errors import ConfigError
-from labcoat.orchestrator.journal import Journal
-from labcoat.orchestrator.runner import DEFAULT_MODELS
-from labcoat.orchestrator.spec import load_experiment
+from labcoat.experiment import load_experiment
+from labcoat.log import Journal
 from tests.loop.conftest import make_experiment
 
 
@@ -26,7 +26,7 @@ def test_role_model_precedence(tmp_path: Path) -> None:
 
 
 def test_default_models_are_priced() -> None:
-    for spec in DEFAULT_MODELS.values():
+    for spec in (p.default_model for p in PROVIDERS.values()):
         assert price_for(*parse_model_spec(spec)) is not None, spec
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from labcoat.agents.llm_digest import digest
-from labcoat.agents.llm_manager import LlmManager, bases_of, plan_args
-from labcoat.orchestrator.spec import load_experiment
-from labcoat.orchestrator.state import Grade, RunState, SubtaskState
+from labcoat.agents.llm.digest import digest
+from labcoat.agents.llm.manager import LlmManager, bases_of, plan_args
+from labcoat.experiment import load_experiment
+from labcoat.log.state import Grade, RunState, SubtaskState
 from tests.loop.conftest import make_experiment
 
 BASE = "b" * 40

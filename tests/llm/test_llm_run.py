@@ -14,7 +14,7 @@ from typing import Any
 import git
 import pytest
 
-from labcoat.orchestrator.logfile import load_state, read_events
+from labcoat.log import load_state, read_events
 from tests.llm.brain import ENGINEER_NEW, Team, Turn
 from tests.loop.conftest import labcoat, make_experiment, run_dir_of
 from tests.models.servers import FakeAnthropic, FakeOpenAI

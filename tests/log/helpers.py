@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from labcoat.agents.base import Subtask
-from labcoat.orchestrator.journal import Journal
+from labcoat.agents.role import Subtask
+from labcoat.log import Journal
 
 EXPERIMENT = {"name": "demo", "metric": {"name": "acc", "direction": "maximize"}}
 

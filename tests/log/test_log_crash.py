@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labcoat.errors import RunLogCorrupt
-from labcoat.orchestrator.journal import Journal, read_events, read_log
+from labcoat.log import Journal, read_events, read_log
 
 from .helpers import make_run
 

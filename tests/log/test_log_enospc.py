@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labcoat.errors import RunLogWriteError
-from labcoat.orchestrator.journal import FileOps, Journal, read_events, read_log
+from labcoat.log import FileOps, Journal, read_events, read_log
 
 from .helpers import start
 
@@ -63,7 +63,7 @@ TMPFS_CHILD = """
 import sys
 from pathlib import Path
 from labcoat.errors import RunLogWriteError
-from labcoat.orchestrator.journal import Journal
+from labcoat.log import Journal
 run = Path(sys.argv[1])
 with Journal.open(run, "tmpfs-run", create=not (run / "log.jsonl").exists()) as j:
     try:

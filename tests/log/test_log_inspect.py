@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from labcoat.orchestrator.journal import Journal
+from labcoat.log import Journal
 
 from .helpers import start
 

@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from labcoat.errors import RunLogError, RunLogWriteError
-from labcoat.orchestrator import events as ev
-from labcoat.orchestrator.journal import FileOps, Journal, load_state, read_events, read_log
-from labcoat.orchestrator.state import RunState, fold, reduce
+from labcoat.log import FileOps, Journal, load_state, read_events, read_log
+from labcoat.log import events as ev
+from labcoat.log.state import RunState, fold, reduce
 
 from .helpers import make_run, start
 

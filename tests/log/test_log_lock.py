@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from labcoat.errors import RunLocked
-from labcoat.orchestrator.journal import Journal, read_events
+from labcoat.log import Journal, read_events
 
 from .helpers import start
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys, time
-from labcoat.orchestrator.journal import Journal
+from labcoat.log import Journal
 j = Journal.open(sys.argv[1])
 print("locked", flush=True)
 time.sleep(60)

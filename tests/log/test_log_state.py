@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labcoat.orchestrator.journal import Journal, load_state
-from labcoat.orchestrator.state import RunState
+from labcoat.log import Journal, load_state
+from labcoat.log.state import RunState
 
 from .helpers import EXPERIMENT, start
 
@@ -99,7 +99,7 @@ def test_cost_and_replay(tmp_path: Path) -> None:
     assert cost.total.calls == 2 and cost.total.usd == 0.5 and cost.total.tokens == 232
     assert cost.total.unknown_cost_calls == 1
     assert cost.by_role["engineer"].unknown_cost_calls == 1 and cost.by_iteration[1].calls == 2
-    assert load_state(tmp_path / "run").llm_responses == {"h1": {"t": 1}, "h2": {"t": 2}}
+    assert load_state(tmp_path / "run").logged_llm_calls == 2  # the replayed one is not new
 
 
 def test_iterations_without_improvement(tmp_path: Path) -> None:

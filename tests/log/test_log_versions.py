@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from labcoat.agents.llm.wiring import replay_of
 from labcoat.errors import RunLogVersionError
-from labcoat.orchestrator import events as ev
-from labcoat.orchestrator.journal import Journal, load_state, read_events, read_log
+from labcoat.log import Journal, load_state, read_events, read_log
+from labcoat.log import events as ev
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "logs"
 
@@ -69,5 +70,5 @@ def test_v1_fixture_state() -> None:
     assert state.budget is not None and state.budget.kind == "usd"
     assert [c.improved for c in state.closed] == [True, False]
     assert state.iterations_without_improvement == 1
-    assert set(state.llm_responses) == {"req-it001-01", "req-it001-02", "req-it002-01",
-                                        "req-it002-03"}
+    assert set(replay_of(read_events(CORPUS / "v1" / "complete"))) == {
+        "req-it001-01", "req-it001-02", "req-it002-01", "req-it002-03"}

@@ -12,7 +12,7 @@ import random
 import sys
 from pathlib import Path
 
-from labcoat.orchestrator.journal import Journal
+from labcoat.log import Journal
 
 
 def main(run_dir: Path, seed: int) -> None:

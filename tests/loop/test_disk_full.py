@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labcoat.orchestrator.logfile import load_state
+from labcoat.log import load_state
 from tests.loop.conftest import LABCOAT, make_experiment
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from labcoat.errors import GraderTampered
+from labcoat.experiment import grader_hash, load_experiment
+from labcoat.log import load_state
 from labcoat.orchestrator.grading import GradeFailed, Grader, parse_metrics
-from labcoat.orchestrator.logfile import load_state
-from labcoat.orchestrator.spec import grader_hash, load_experiment
 from tests.loop.conftest import labcoat, make_experiment, run_dir_of
 
 CHEAT = '''

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labcoat.orchestrator.journal import Journal
-from labcoat.orchestrator.report import write_report
-from labcoat.orchestrator.workspace import Workspace
+from labcoat.log import Journal
+from labcoat.views.report import write_report
+from labcoat.workspace import Workspace
 
 
 def write_run(tmp_path: Path) -> Path:

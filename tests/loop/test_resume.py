@@ -14,7 +14,7 @@ from typing import Any
 import git
 import pytest
 
-from labcoat.orchestrator.logfile import load_state, read_events
+from labcoat.log import load_state, read_events
 from tests.loop.conftest import LABCOAT, labcoat, make_experiment, run_dir_of
 
 ARGS = ["--max-iterations", "3", "--parallel", "2", "--seed", "7"]

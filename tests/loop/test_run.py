@@ -7,7 +7,7 @@ from pathlib import Path
 
 import git
 
-from labcoat.orchestrator.logfile import load_state, read_events
+from labcoat.log import load_state, read_events
 from tests.loop.conftest import labcoat, make_experiment, run_dir_of
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from labcoat.agents.models import ManagedModel, Message, build_model
+from labcoat.agents.llm.models import ManagedModel, Message, build_model
 
 from .servers import FakeAnthropic, FakeOpenAI, FakeServer
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from labcoat.agents.models import (
+from labcoat.agents.llm.models import (
     Budget,
     ManagedModel,
     Message,
@@ -17,7 +17,6 @@ from labcoat.agents.models import (
     build_model,
     parse_role_models,
     price_for,
-    replay_index,
     text_reply,
     tool_reply,
 )
@@ -106,7 +105,10 @@ def test_replay_answers_from_the_log_until_the_first_divergence(shape: str) -> N
         emit = lambda k, f: events.append((k, dict(f)))  # noqa: E731
         first = run(conversation(model_for(shape, srv, emit=emit), "thanks"))
     assert len(srv.requests) == 3 and [k for k, _ in events] == ["llm_call"] * 3
-    logged = replay_index(json.loads(json.dumps(f)) for _, f in events)
+    logged: dict[str, list[dict[str, object]]] = {}
+    for _, fields in events:  # the index `wiring.replay_of` builds from logged events
+        reply = json.loads(json.dumps(fields["reply"]))
+        logged.setdefault(fields["request_hash"], []).append(reply)
     with server_for(shape, [text("new answer")]) as srv:
         again = model_for(shape, srv, replay=logged)
         second = run(conversation(again, "something else"))
@@ -170,7 +172,7 @@ def test_local_server_needs_no_key_and_gets_max_tokens() -> None:
 
 
 def test_importing_the_package_does_not_import_the_sdks() -> None:
-    code = ("import sys, labcoat.agents.models, labcoat.agents.toolloop; "
+    code = ("import sys, labcoat.agents.llm.models, labcoat.agents.llm.toolloop; "
             "print(sorted(m for m in ('anthropic', 'openai') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from labcoat.agents.base import RoleContext, RoleResult, Subtask
+from labcoat.agents import RoleContext, RoleResult, Subtask
 
 PARAMS = "/workspace/params.json"
 

@@ -1,0 +1,95 @@
+"""Running a role so that whatever its code does costs at most its own subtask.
+
+`run_role_guarded(role, subtask, ctx, timeout_s)`: an exception (even `SystemExit`), no result
+within `timeout_s`, or a return value that is not a `RoleResult` become a failed `RoleResult`
+naming the role and where it failed. Infrastructure and budget errors still propagate: they
+belong to the run, not to the role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+from typing import Any
+
+from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
+from labcoat.errors import (
+    BudgetExhausted,
+    ModelAuthError,
+    ModelQuotaError,
+    ModelUnavailable,
+    SandboxUnavailable,
+    one_line,
+)
+
+CANCEL_GRACE_S = 5.0
+"""How long a timed-out role may take to unwind after it is cancelled."""
+
+
+
+async def run_role_guarded(role: Role, subtask: Subtask, ctx: RoleContext,
+                           timeout_s: float | None) -> RoleResult:
+    """Run `role` on `subtask`; failures of the role's own code become a failed `RoleResult`.
+
+    An exception (even `SystemExit`), no result within `timeout_s`, or a return value that is
+    not a `RoleResult` fail this subtask only, with `error="role <name> <what happened>: ..."`.
+    Cancellation and Ctrl-C still propagate: they belong to the run, not to the role.
+    """
+    name = getattr(role, "name", None) or type(role).__name__
+    try:
+        pending = role.run(subtask, ctx)
+        if not inspect.isawaitable(pending):
+            return _failed(name, f"run() is not async: it returned {type(pending).__name__} "
+                                 "(fix: declare it `async def run(self, subtask, ctx)`)")
+        finished, result = await _within(_no_exit(pending), timeout_s)
+    except RoleExited as err:
+        return _failed(name, f"raised {err}{_where(err.__cause__ or err)}")
+    except (SandboxUnavailable, BudgetExhausted, ModelAuthError, ModelQuotaError,
+            ModelUnavailable):
+        raise  # infrastructure or budget, not the role's failure: the run retries or pauses
+    except (Exception, SystemExit) as err:
+        return _failed(name, f"raised {one_line(err)}{_where(err)}")
+    if not finished:
+        return _failed(name, f"timed out: no result after {timeout_s:g} s (the subtask was "
+                             "cancelled)")
+    if not isinstance(result, RoleResult):
+        return _failed(name, f"returned the wrong type: expected RoleResult, got "
+                             f"{type(result).__name__} ({result!r:.80})")
+    return result
+
+
+class RoleExited(Exception):
+    """A role called `sys.exit()`: asyncio would stop the whole loop, so it is converted."""
+
+
+async def _no_exit(pending: Any) -> Any:
+    try:
+        return await pending
+    except SystemExit as err:
+        raise RoleExited(f"SystemExit: {err.code}") from err
+
+
+async def _within(pending: Any, timeout_s: float | None) -> tuple[bool, Any]:
+    """(True, result) or (False, None) past the deadline. Unlike `wait_for`, a TimeoutError
+    raised by the role itself is reported as what it is, not as a hang."""
+    task = asyncio.ensure_future(pending)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return True, task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)  # let it close what it opened
+    return False, None
+
+
+def _failed(name: str, what: str) -> RoleResult:
+    return RoleResult(ok=False, grade=False, changes=False, error=f"role {name} {what}")
+
+
+def _where(err: BaseException) -> str:
+    frames = traceback.extract_tb(err.__traceback__)
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

@@ -1,0 +1,117 @@
+"""The search brain's manager: plans each iteration from the log, with no LLM.
+
+Iteration 1 runs the unmodified baseline (reproducer). Every iteration asks Optuna for `parallel`
+trials (engineer subtasks) and gives each custom role the manager may use one subtask on the best
+result so far. Review asks the critic to re-grade the leading candidate(s) with new seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from labcoat.agents.manager import Plan
+from labcoat.agents.role import Subtask
+from labcoat.agents.search.propose import Trial, propose, show_params
+from labcoat.experiment import Experiment, best_value, sign
+from labcoat.log import RunState, SubtaskState
+
+BUILTIN = ("reproducer", "engineer", "critic")
+
+
+class SearchManager:
+    """Plans from the run state alone, so a resumed run plans exactly what it would have."""
+
+    brain = "search"
+
+    def __init__(self, experiment: Experiment, roles: Sequence[str], *, parallel: int) -> None:
+        self.experiment = experiment
+        self.roles = list(roles)
+        self.parallel = parallel
+
+    async def plan(self, state: RunState, iteration: int) -> Plan:
+        subtasks: list[Subtask] = []
+        notes: list[str] = []
+        if iteration == 1 and "reproducer" in self.roles:
+            subtasks.append(self._subtask(iteration, subtasks, "reproducer", state.base_commit,
+                                          state.seed, "Run the unmodified baseline as given."))
+            notes.append("reproduce the baseline")
+        trials = self._trials(state, iteration, len(subtasks))
+        if trials:
+            subtasks += trials
+            notes.append(f"{len(trials)} Optuna (TPE) trial(s) from the search space")
+        best = state.best
+        start = best.commit if best and best.commit else state.base_commit
+        on = best.subtask if best else "the baseline"
+        for role in self.custom_roles():
+            subtasks.append(self._subtask(iteration, subtasks, role, start, state.seed,
+                                          f"Work on the best result so far ({on})."))
+            notes.append(f"ask {role} to work on {on}")
+        return Plan(subtasks, "; ".join(notes) or "nothing left to try")
+
+    def custom_roles(self) -> list[str]:
+        """Custom roles the experiment names in `roles:`. The search brain cannot judge a
+        description, so it never hands work to a role merely because it is installed."""
+        named = self.experiment.spec.roles or []
+        return [r for r in named if r not in BUILTIN and r != "manager"]
+
+    def _trials(self, state: RunState, iteration: int, offset: int) -> list[Subtask]:
+        if "engineer" not in self.roles:
+            return []
+        spec = self.experiment.spec
+        params = propose(spec.search_space, trial_history(state), direction=spec.metric.direction,
+                         seed=state.seed, iteration=iteration, n=self.parallel)
+        out: list[Subtask] = []
+        for p in params:
+            out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",
+                                     state.base_commit, state.seed, f"Try {show_params(p)}.",
+                                     params=p))
+        return out
+
+    @staticmethod
+    def _subtask(iteration: int, before: Sequence[Any], role: str, base: str, seed: int,
+                 instructions: str, **extra: Any) -> Subtask:
+        return Subtask(id=f"it{iteration:03d}-{len(before) + 1:02d}", iteration=iteration,
+                       role=role, instructions=instructions, base_commit=base, seed=seed, **extra)
+
+    async def review(self, state: RunState, iteration: int) -> Plan:
+        """Critic subtasks for leaders nobody has reviewed yet (empty when none)."""
+        if "critic" not in self.roles:
+            return Plan([], "no critic available")
+        critic = self.experiment.spec.critic
+        reviewed = {s.subtask.get("target") for s in state.subtasks.values() if s.role == "critic"}
+        leaders = ranked(state)[: critic.leaders]
+        targets = [s for s in leaders if s.id not in reviewed]
+        seeds = tuple(state.seed + 1 + i for i in range(critic.seeds))
+        done = sum(1 for s in state.subtasks.values()
+                   if s.role == "critic" and s.iteration == iteration)
+        out = [Subtask(id=f"it{iteration:03d}-r{done + k + 1:02d}", iteration=iteration,
+                       role="critic", base_commit=t.commit or state.base_commit, seed=state.seed,
+                       target=t.id, seeds=seeds, params={"reference": reference(state, t.id)},
+                       instructions=f"Re-grade {t.id} with seeds {list(seeds)}; is its gain real?")
+               for k, t in enumerate(targets)]
+        return Plan(out, f"review leader(s) {', '.join(t.id for t in targets)}" if out else "")
+
+
+def trial_history(state: RunState) -> list[Trial]:
+    """Finished or failed engineer trials, with their own-seed metric (None when failed)."""
+    return [Trial(s.subtask["params"], s.metric) for s in state.subtasks.values()
+            if s.role == "engineer" and s.subtask.get("params") and s.status in ("finished",
+                                                                                "failed")]
+
+
+def ranked(state: RunState) -> list[SubtaskState]:
+    """Graded candidates (not the baseline, not refuted), best first; plan order breaks ties."""
+    pool = [s for s in state.subtasks.values()
+            if s.status == "finished" and s.metric is not None and s.role != "reproducer"
+            and s.verdict != "not_reproducible" and s.role != "critic"]
+    order = {sid: i for i, sid in enumerate(state.subtasks)}
+    return sorted(pool, key=lambda s: (-sign(state.direction) * (s.metric or 0.0), order[s.id]))
+
+
+def reference(state: RunState, target: str) -> float | None:
+    """What a leader must beat: the best of the baseline and results already reproduced."""
+    values = [s.metric for s in state.subtasks.values()
+              if s.id != target and s.metric is not None
+              and (s.role == "reproducer" or s.verdict == "reproducible")]
+    return best_value(values, state.direction)

@@ -1,0 +1,104 @@
+"""The experiment: experiment.yaml's models, the folder around it, and role files.
+
+A leaf: it imports nothing of labcoat but `errors`, `text` and `treehash`. Users import from
+here::
+
+    from labcoat.experiment import Experiment, ExperimentSpec, load_experiment
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labcoat.experiment.fields import (
+        PARAM_ENV_PREFIX,
+        SEED_ENV,
+        parse_memory,
+        trial_env,
+    )
+    from labcoat.experiment.load import (
+        SPEC_FILE,
+        Experiment,
+        experiment_from_log,
+        experiment_hash,
+        grader_hash,
+        load_experiment,
+    )
+    from labcoat.experiment.metric import (
+        beats,
+        best_value,
+        gain,
+        sign,
+    )
+    from labcoat.experiment.rolefile import (
+        RoleFile,
+        read_role_file,
+        scan_role_files,
+    )
+    from labcoat.experiment.spec import (
+        CriticSpec,
+        ExperimentSpec,
+        MetricSpec,
+        ResourcesSpec,
+        SearchParam,
+    )
+
+_LAZY = {
+    "PARAM_ENV_PREFIX": "labcoat.experiment.fields",
+    "SEED_ENV": "labcoat.experiment.fields",
+    "parse_memory": "labcoat.experiment.fields",
+    "trial_env": "labcoat.experiment.fields",
+    "SPEC_FILE": "labcoat.experiment.load",
+    "Experiment": "labcoat.experiment.load",
+    "experiment_from_log": "labcoat.experiment.load",
+    "experiment_hash": "labcoat.experiment.load",
+    "grader_hash": "labcoat.experiment.load",
+    "load_experiment": "labcoat.experiment.load",
+    "beats": "labcoat.experiment.metric",
+    "best_value": "labcoat.experiment.metric",
+    "gain": "labcoat.experiment.metric",
+    "sign": "labcoat.experiment.metric",
+    "RoleFile": "labcoat.experiment.rolefile",
+    "read_role_file": "labcoat.experiment.rolefile",
+    "scan_role_files": "labcoat.experiment.rolefile",
+    "CriticSpec": "labcoat.experiment.spec",
+    "ExperimentSpec": "labcoat.experiment.spec",
+    "MetricSpec": "labcoat.experiment.spec",
+    "ResourcesSpec": "labcoat.experiment.spec",
+    "SearchParam": "labcoat.experiment.spec",
+}
+
+__all__ = [
+    "PARAM_ENV_PREFIX",
+    "SEED_ENV",
+    "SPEC_FILE",
+    "CriticSpec",
+    "Experiment",
+    "ExperimentSpec",
+    "MetricSpec",
+    "ResourcesSpec",
+    "RoleFile",
+    "SearchParam",
+    "beats",
+    "best_value",
+    "experiment_from_log",
+    "experiment_hash",
+    "gain",
+    "grader_hash",
+    "load_experiment",
+    "parse_memory",
+    "read_role_file",
+    "scan_role_files",
+    "sign",
+    "trial_env",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's module on first use (keeps `labcoat status` fast)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,209 @@
+"""Loading an experiment folder: `load_experiment(folder)` validates everything at once.
+
+It raises one `SpecError` that lists every problem, each as
+`<file>:<line>: <field.path>: <what is wrong>; fix: <how>`. Nothing starts on an invalid spec.
+The layout it expects::
+
+    <folder>/experiment.yaml   the spec
+    <folder>/workspace/        starting code (required)
+    <folder>/grader/           files only the evaluate step sees, read-only at /grader (optional)
+    <folder>/roles/*.md        Markdown role files (optional)
+    <folder>/prompts/          prompt template overrides (optional)
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from labcoat.errors import SpecError
+from labcoat.experiment.fields import env_name_clashes
+from labcoat.experiment.messages import describe_all, problem_list
+from labcoat.experiment.rolefile import scan_role_files
+from labcoat.experiment.spec import (
+    PARAM_TYPES,
+    CriticSpec,
+    ExperimentSpec,
+    MetricSpec,
+    ResourcesSpec,
+)
+from labcoat.experiment.yamllines import Lines, Loc, parse_mapping
+from labcoat.treehash import tree_digest
+
+SPEC_FILE = "experiment.yaml"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated spec plus the folder it lives in."""
+
+    spec: ExperimentSpec
+    dir: Path
+    """The experiment folder, absolute."""
+    spec_path: Path
+    """The experiment.yaml file, absolute."""
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.dir / "workspace"
+
+    @property
+    def grader_dir(self) -> Path:
+        return self.dir / "grader"
+
+    @property
+    def roles_dir(self) -> Path:
+        return self.dir / "roles"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.dir / "prompts"
+
+    def goal(self, override: str | None = None) -> str:
+        """The goal to pursue: `override` (from --goal), else the spec's."""
+        goal = (override or self.spec.goal or "").strip()
+        if not goal:
+            raise SpecError(f"{self.spec_path}: no goal; fix: add `goal: <what to achieve>` "
+                            "to experiment.yaml or pass `labcoat run --goal TEXT`")
+        return goal
+
+
+def experiment_hash(exp: Experiment) -> str:
+    """sha256 of the validated spec and the starting workspace: same hash, same experiment."""
+    spec = json.dumps(exp.spec.model_dump(mode="json"), sort_keys=True).encode()
+    tree = tree_digest(exp.workspace_dir, skip=frozenset({".git", "__pycache__"}))
+    return hashlib.sha256(spec + b"\0" + tree.encode()).hexdigest()
+
+
+def grader_hash(exp: Experiment) -> str:
+    """sha256 over the grader folder's relative paths and bytes; empty/absent: hash of nothing."""
+    return tree_digest(exp.grader_dir)
+
+
+_EXPECTED_KEYS = "name:, goal:, run:, evaluate:, metric:"
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Read and validate `path` (the experiment folder or its experiment.yaml).
+
+    Raises `SpecError` listing every problem at once.
+    """
+    spec_path = _find_spec_file(Path(path))
+    where = str(spec_path)
+    data, lines, problems = parse_mapping(spec_path.read_text(encoding="utf-8"), where,
+                                          expect=_EXPECTED_KEYS)
+    spec = None
+    if data is not None:
+        try:
+            spec = ExperimentSpec.model_validate(data)
+        except ValidationError as err:
+            problems += describe_all(err, where, lines, _fix_for, clean=_clean_loc)
+            problems += _unreported_clashes(data, problems, where, lines)
+    problems += _folder_problems(spec_path.parent)
+    problems += [line for found in scan_role_files(spec_path.parent / "roles")[1].values()
+                 for line in found]
+    if problems or spec is None:
+        raise SpecError(problem_list(where, "experiment spec", problems))
+    return Experiment(spec=spec, dir=spec_path.parent.resolve(), spec_path=spec_path.resolve())
+
+
+def experiment_from_log(spec: Mapping[str, Any], folder: Path) -> Experiment:
+    """The experiment as validated at run start (its dump in `run_started`), in `folder`."""
+    return Experiment(spec=ExperimentSpec.model_validate(spec), dir=folder,
+                      spec_path=folder / SPEC_FILE)
+
+
+def _unreported_clashes(data: dict[str, Any], problems: list[str], where: str,
+                        lines: Lines) -> list[str]:
+    """Name clashes pydantic skips when other search_space errors stop the model check."""
+    at = f"{where}:{lines.get(('search_space',), 1)}: search_space"
+    clashes = env_name_clashes(data.get("search_space"))
+    return [f"{at}: {c}" for c in clashes if not any(c in p for p in problems)]
+
+
+def _find_spec_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise SpecError(f"{path}: no such experiment folder; fix: pass a folder that holds "
+                        f"{SPEC_FILE}, e.g. `labcoat run experiments/digits`")
+    if not (path / SPEC_FILE).is_file():
+        raise SpecError(f"{path}: no {SPEC_FILE} in this folder; fix: create {path / SPEC_FILE} "
+                        "with name, goal, run, evaluate and metric (see experiments/digits)")
+    return path / SPEC_FILE
+
+
+def _folder_problems(folder: Path) -> list[str]:
+    workspace = folder / "workspace"
+    if workspace.is_dir():
+        return []
+    return [f"{workspace}: missing workspace/ folder; fix: create it and put the starting code "
+            "in it (it becomes the run's git workspace)"]
+
+
+# --- how to fix each kind of problem ----------------------------------------------------------
+
+_FIELD_HINTS = {
+    "name": "add `name: my-experiment`",
+    "run": "add `run: <command>` that trains or produces outputs in /workspace, "
+           "e.g. `run: python train.py`",
+    "evaluate": "add `evaluate: <command>` whose last stdout line is a JSON object of metrics, "
+                "e.g. `evaluate: python /grader/evaluate.py`",
+    "metric": "add `metric: {name: accuracy, direction: maximize}`",
+    "metric.direction": "write `direction: maximize` or `direction: minimize`",
+    "resources.network": "write `network: none` (default) or `network: bridge`",
+    "search_space.*.type": f"write `type:` as one of {', '.join(PARAM_TYPES)}",
+    "search_space.*.choices": "list at least one value, e.g. `choices: [a, b]`",
+}
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "": ExperimentSpec, "metric": MetricSpec, "resources": ResourcesSpec, "critic": CriticSpec,
+}
+
+
+def _clean_loc(loc: Loc) -> Loc:
+    """Drop pydantic's discriminator tags and `[key]` markers from an error location."""
+    parts = [p for p in loc if p != "[key]"]
+    if len(parts) > 2 and parts[0] == "search_space" and parts[2] in PARAM_TYPES:
+        del parts[2]
+    return tuple(parts)
+
+
+def _generic(loc: Loc) -> str:
+    """`search_space.lr.low` -> `search_space.*.low`, for looking up hints."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] == "search_space":
+        parts[1] = "*"
+    return ".".join(parts)
+
+
+def _known_fields(loc: Loc, raw_loc: Loc) -> list[str]:
+    if loc and loc[0] == "search_space" and len(raw_loc) > 2 and raw_loc[2] in PARAM_TYPES:
+        return list(PARAM_TYPES[str(raw_loc[2])].model_fields)
+    model = _SECTIONS.get(".".join(str(p) for p in loc))
+    return list(model.model_fields) if model else []
+
+
+def _fix_for(error: Mapping[str, Any], loc: Loc) -> str:
+    kind, last = error["type"], str(loc[-1]) if loc else ""
+    hint = _FIELD_HINTS.get(_generic(loc))
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1], tuple(error["loc"]))
+        close = difflib.get_close_matches(last, known, n=1)
+        return f"did you mean `{close[0]}`?" if close else (
+            f"remove it (known fields here: {', '.join(known)})" if known else "remove it")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str((error.get("ctx") or {}).get("tag", ""))
+        close = difflib.get_close_matches(tag, list(PARAM_TYPES), n=1)
+        return f"did you mean `type: {close[0]}`?" if close else _FIELD_HINTS["search_space.*.type"]
+    if hint:
+        return hint
+    if kind == "missing":
+        return f"add `{last}:`"
+    return "correct the value (see the experiment.yaml fields in the README)"

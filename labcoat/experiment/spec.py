@@ -1,0 +1,195 @@
+"""experiment.yaml as pydantic models: the metric, resources, search space, critic, the whole spec.
+
+Every model forbids unknown fields and documents each field; `labcoat.experiment.load` turns
+validation errors into lines that name the file, the line, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from labcoat.experiment.fields import (
+    Choice,
+    Command,
+    MemoryMB,
+    ModelSpec,
+    OutputPath,
+    ParamName,
+    RoleName,
+    env_name_clashes,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+
+class MetricSpec(_Strict):
+    """The one number a run optimizes, read from evaluate's JSON object."""
+
+    name: str = Field(min_length=1)
+    """Key in the JSON object that evaluate prints last, e.g. `accuracy`."""
+    direction: Literal["maximize", "minimize"]
+    """Whether a bigger or a smaller value is better."""
+
+
+class ResourcesSpec(_Strict):
+    """Limits for every sandbox of the experiment (role, run and evaluate steps)."""
+
+    cpus: float = Field(1.0, gt=0, le=512)
+    """CPU quota in cores; fractions allowed."""
+    memory: MemoryMB = 1024
+    """Memory limit, e.g. `512m` or `2g` (a bare number means MB); held here in MB. Default 1g."""
+    gpus: int = Field(0, ge=0)
+    """GPUs per sandbox."""
+    timeout_s: float = Field(600.0, gt=0)
+    """Wall-clock limit of one command (`setup`, `run`, `evaluate`); the process tree is killed."""
+    network: Literal["none", "bridge"] = "none"
+    """`bridge` only when the experiment needs the network (downloads)."""
+    pids: int = Field(256, ge=16)
+    """Maximum processes and threads in one sandbox."""
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory
+
+
+def _check_range(low: float, high: float) -> None:
+    if not low < high:
+        raise ValueError(f"low ({low}) must be below high ({high}); fix: swap them or widen"
+                         " the range")
+
+
+class FloatParam(_Strict):
+    """A real number drawn uniformly from [low, high]."""
+
+    type: Literal["float"]
+    """Parameter kind."""
+    low: float
+    """Smallest value."""
+    high: float
+    """Largest value."""
+    step: float | None = Field(None, gt=0)
+    """Grid step; None for a continuous range."""
+
+    @model_validator(mode="after")
+    def _range(self) -> FloatParam:
+        _check_range(self.low, self.high)
+        return self
+
+
+class LogFloatParam(_Strict):
+    """A positive real number drawn log-uniformly from [low, high] (learning rates, C, ...)."""
+
+    type: Literal["log_float"]
+    """Parameter kind."""
+    low: float
+    """Smallest value; must be above 0."""
+    high: float
+    """Largest value."""
+
+    @model_validator(mode="after")
+    def _range(self) -> LogFloatParam:
+        if self.low <= 0:
+            raise ValueError(f"low ({self.low}) must be above 0 on a log scale; fix: use a small"
+                             " positive number like 1e-5, or `type: float`")
+        _check_range(self.low, self.high)
+        return self
+
+
+class IntParam(_Strict):
+    """An integer drawn from low..high inclusive."""
+
+    type: Literal["int"]
+    """Parameter kind."""
+    low: int
+    """Smallest value."""
+    high: int
+    """Largest value."""
+    step: int = Field(1, ge=1)
+    """Grid step."""
+
+    @model_validator(mode="after")
+    def _range(self) -> IntParam:
+        _check_range(self.low, self.high)
+        return self
+
+
+class CategoricalParam(_Strict):
+    """One of a fixed list of values."""
+
+    type: Literal["categorical"]
+    """Parameter kind."""
+    choices: list[Choice] = Field(min_length=1)
+    """The values to choose from (strings, numbers, booleans); no duplicates."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoricalParam:
+        seen = [json.dumps(c) for c in self.choices]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"choices {self.choices} repeat a value; fix: list each once")
+        return self
+
+
+SearchParam = Annotated[
+    FloatParam | LogFloatParam | IntParam | CategoricalParam, Field(discriminator="type")
+]
+PARAM_TYPES: dict[str, type[_Strict]] = {
+    "float": FloatParam, "log_float": LogFloatParam, "int": IntParam,
+    "categorical": CategoricalParam,
+}
+
+
+class CriticSpec(_Strict):
+    """How the critic checks that a gain is real."""
+
+    seeds: int = Field(2, ge=1, le=50)
+    """Extra seeds the critic re-runs each leading candidate with."""
+    leaders: int = Field(1, ge=1)
+    """How many of the best candidates the critic re-runs each iteration."""
+    noise_sigmas: float = Field(2.0, ge=0)
+    """A gain within this many seed standard deviations is marked not reproducible."""
+
+
+class ExperimentSpec(_Strict):
+    """The whole of experiment.yaml."""
+
+    name: str = Field(min_length=1)
+    """Short name of the experiment, used in run ids and reports."""
+    description: str = ""
+    """Free text for people and for the manager's prompt."""
+    goal: str | None = None
+    """The research goal; `labcoat run --goal` overrides it."""
+    image: str | None = None
+    """Sandbox image; None means labcoat's own (`labcoat sandbox build`)."""
+    setup: Command | None = None
+    """Command run once in each fresh sandbox before `run` (e.g. installs); optional."""
+    run: Command
+    """Command that trains / produces outputs inside /workspace (no grader present)."""
+    evaluate: Command
+    """Command whose last stdout line is a JSON object of metrics; sees the grader at /grader."""
+    metric: MetricSpec
+    """The metric to optimize."""
+    resources: ResourcesSpec = Field(default_factory=lambda: ResourcesSpec())
+    """Sandbox limits."""
+    search_space: dict[ParamName, SearchParam] = Field(default_factory=dict)
+    """Parameters for the search brain, delivered as params.json and LABCOAT_PARAM_<NAME>."""
+    roles: list[RoleName] | None = None
+    """Roles the manager may use; None means every available role."""
+    critic: CriticSpec = Field(default_factory=lambda: CriticSpec())
+    """Critic settings."""
+    outputs: list[OutputPath] | None = None
+    """Workspace paths that `run` writes and `evaluate` needs; None means the whole workspace."""
+    models: dict[RoleName, ModelSpec] = Field(default_factory=dict)
+    """Per-role model specs, e.g. `{critic: "openai:gpt-4.1"}`; `--role-model` overrides."""
+
+    @model_validator(mode="after")
+    def _distinct_env_names(self) -> ExperimentSpec:
+        clashes = env_name_clashes(self.search_space)
+        if clashes:
+            raise ValueError(clashes[0])
+        return self

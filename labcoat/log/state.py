@@ -1,0 +1,409 @@
+"""The run state: a pure fold of the experiment log.
+
+    state = fold(events)               # from nothing
+    state = reduce(state, event)       # one more event; `state` itself is left untouched
+    state = fold(more, state)          # continue a fold
+
+`reduce` does no I/O, reads no clock and never mutates its input: it copies the state's
+containers and replaces the records it changes (`SubtaskState`, `Spend`, ... are frozen).
+`fold` applies the same step in place to one private copy, so folding N events is O(N).
+Treat a `RunState` as a value: read it, never write to it.
+
+What the loop reads: `status`, `config` (with resume overrides merged), `experiment`,
+`seed`, `brain`, `base_commit`, `iteration` (latest planned), `metric_name` / `direction`,
+`subtasks` (plan order), `unfinished()`, `best`, `baseline`, `closed` /
+`iterations_without_improvement`, `cost`, `budget` (the last `budget_exhausted`, cleared by a
+resume). Replaying logged model replies reads the `llm_call` events themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from labcoat.experiment.metric import beats
+from labcoat.log import events as ev
+
+RunStatus = Literal["new", "running", "paused", "finished", "failed"]
+SubtaskStatus = Literal["planned", "running", "finished", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """One `graded` event: a commit scored with a seed."""
+
+    commit: str
+    seed: int
+    metric: float | None
+    metrics: dict[str, float]
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubtaskState:
+    """Everything the log says about one planned subtask."""
+
+    id: str
+    role: str
+    iteration: int
+    subtask: dict[str, Any]
+    """The `Subtask` dump from the plan (params, seed, base_commit, target, seeds, ...)."""
+    status: SubtaskStatus = "planned"
+    attempts: int = 0
+    commit: str | None = None
+    """The result commit: from `subtask_finished`, or from the own-seed `graded` event."""
+    tree: str | None = None
+    """The result's git tree, recorded when the role finished (grading commits it)."""
+    summary: str = ""
+    changed: bool = False
+    artifacts: tuple[str, ...] = ()
+    error: str | None = None
+    grades: dict[int, Grade] = field(default_factory=dict)
+    """By seed."""
+    verdict: str | None = None
+    """The latest critique verdict on this subtask's result (it was the target)."""
+    critique: dict[str, Any] | None = None
+    """This subtask's own critique of another (for reviewing roles)."""
+
+    @property
+    def seed(self) -> int:
+        return int(self.subtask.get("seed", 0))
+
+    @property
+    def own_grade(self) -> Grade | None:
+        """The grade at the subtask's own seed, if any."""
+        return self.grades.get(self.seed)
+
+    @property
+    def metric(self) -> float | None:
+        """Primary metric at its own seed when grading succeeded and gave a number."""
+        grade = self.own_grade
+        if grade is None or not grade.ok or grade.metric is None or math.isnan(grade.metric):
+            return None
+        return grade.metric
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Model calls and what they cost. `usd` sums known prices only; see `unknown_cost_calls`."""
+
+    calls: int = 0
+    usd: float = 0.0
+    unknown_cost_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens
+                + self.cache_read_tokens + self.cache_write_tokens)
+
+    def add(self, call: ev.LlmCall) -> Spend:
+        return self.plus(spend_delta(call))
+
+    def plus(self, d: tuple[float, int, int, int, int, int]) -> Spend:
+        """Add one call's (usd, unknown, input, output, cache_read, cache_write)."""
+        return Spend(self.calls + 1, self.usd + d[0], self.unknown_cost_calls + d[1],
+                     self.input_tokens + d[2], self.output_tokens + d[3],
+                     self.cache_read_tokens + d[4], self.cache_write_tokens + d[5])
+
+
+def spend_delta(call: ev.LlmCall) -> tuple[float, int, int, int, int, int]:
+    """What one call adds to a `Spend`, computed once per call (the fold's hot path)."""
+    u = call.usage
+    return (call.cost_usd or 0.0, call.cost_usd is None, u.get("input_tokens", 0),
+            u.get("output_tokens", 0), u.get("cache_read_tokens", 0),
+            u.get("cache_write_tokens", 0))
+
+
+_NO_SPEND = Spend()
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Spend in total, per role and per iteration. `RunState.copy` copies the dicts."""
+
+    total: Spend = Spend()
+    by_role: dict[str, Spend] = field(default_factory=dict)
+    by_iteration: dict[int, Spend] = field(default_factory=dict)
+
+    def copy(self) -> Cost:
+        return Cost(self.total, dict(self.by_role), dict(self.by_iteration))
+
+
+@dataclass(frozen=True, slots=True)
+class Best:
+    subtask: str
+    commit: str | None
+    metric: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedIteration:
+    iteration: int
+    best_subtask: str | None
+    best_metric: float | None
+    improved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetHit:
+    kind: str
+    limit: float
+    spent: float
+
+
+@dataclass(slots=True)
+class RunState:
+    """The fold of a run's log. Read it; never write to it (see the module docstring)."""
+
+    status: RunStatus = "new"
+    run_id: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    experiment: dict[str, Any] = field(default_factory=dict)
+    experiment_dir: str = ""
+    experiment_hash: str = ""
+    grader_hash: str = ""
+    labcoat_version: str = ""
+    seed: int = 0
+    brain: str = ""
+    base_commit: str = ""
+    started_ts: float | None = None
+    last_ts: float | None = None
+    last_seq: int = -1
+    iteration: int = 0
+    """The latest planned iteration (0 before the first plan)."""
+    subtasks: dict[str, SubtaskState] = field(default_factory=dict)
+    """By id, in plan order."""
+    rationales: dict[int, str] = field(default_factory=dict)
+    closed: list[ClosedIteration] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    logged_llm_calls: int = 0
+    """Model calls really made (not replayed): their replies replay on resume."""
+    budget: BudgetHit | None = None
+    """The last budget_exhausted, until a resume."""
+    resumes: int = 0
+    repairs: int = 0
+    sandbox_execs: int = 0
+    execs_by_subtask: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None
+    """The reason of run_paused / run_finished, or the error of run_failed."""
+
+    @property
+    def metric_name(self) -> str | None:
+        return (self.experiment.get("metric") or {}).get("name")
+
+    @property
+    def direction(self) -> str:
+        return str((self.experiment.get("metric") or {}).get("direction", "maximize"))
+
+    @property
+    def budget_exhausted(self) -> bool:
+        return self.budget is not None
+
+    def unfinished(self) -> list[SubtaskState]:
+        """Planned or started but neither finished nor failed, in plan order."""
+        return [s for s in self.subtasks.values() if s.status in ("planned", "running")]
+
+    @property
+    def best(self) -> Best | None:
+        """Best own-seed metric among finished subtasks not judged not_reproducible.
+
+        Ties go to the earliest in plan order.
+        """
+        best: Best | None = None
+        for s in self.subtasks.values():
+            metric = s.metric
+            if s.status != "finished" or metric is None or s.verdict == "not_reproducible":
+                continue
+            if beats(metric, best.metric if best else None, self.direction):
+                best = Best(s.id, s.commit, metric)
+        return best
+
+    @property
+    def baseline(self) -> float | None:
+        """The first reproducer subtask's metric (None until it is graded)."""
+        for s in self.subtasks.values():
+            if s.role == "reproducer":
+                return s.metric
+        return None
+
+    @property
+    def iterations_without_improvement(self) -> int:
+        """Closed iterations since the last one that improved."""
+        count = 0
+        for closed in reversed(self.closed):
+            if closed.improved:
+                break
+            count += 1
+        return count
+
+    def copy(self) -> RunState:
+        """A copy whose containers can change without touching this state."""
+        return replace(self, config=dict(self.config), subtasks=dict(self.subtasks),
+                       rationales=dict(self.rationales), closed=list(self.closed),
+                       cost=self.cost.copy(),
+                       execs_by_subtask=dict(self.execs_by_subtask))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for `labcoat status --json`), with the derived values included."""
+        data = asdict(self)
+        best = self.best
+        data.update(
+            metric_name=self.metric_name, direction=self.direction, baseline=self.baseline,
+            best=None if best is None else asdict(best),
+            unfinished=[s.id for s in self.unfinished()],
+            iterations_without_improvement=self.iterations_without_improvement,
+            replayable_llm_responses=self.logged_llm_calls,
+        )
+        data["cost"]["total"]["tokens"] = self.cost.total.tokens
+        return data
+
+
+# --- the step: each handler updates a private copy in place ---------------------------------
+
+def _run_started(s: RunState, e: ev.RunStarted) -> None:
+    s.status, s.run_id, s.config, s.experiment = "running", e.run_id, dict(e.config), e.experiment
+    s.experiment_dir, s.experiment_hash, s.grader_hash = (
+        e.experiment_dir, e.experiment_hash, e.grader_hash)
+    s.labcoat_version, s.seed, s.brain, s.base_commit = (
+        e.labcoat_version, e.seed, e.brain, e.base_commit)
+    s.started_ts = e.ts
+
+
+def _run_resumed(s: RunState, e: ev.RunResumed) -> None:
+    s.status, s.budget, s.stop_reason = "running", None, None
+    s.config.update(e.overrides)
+    s.resumes += 1
+
+
+def _plan_proposed(s: RunState, e: ev.PlanProposed) -> None:
+    s.iteration = max(s.iteration, e.iteration)
+    s.rationales[e.iteration] = e.rationale
+    for sub in e.subtasks:
+        sid = str(sub["id"])
+        if sid not in s.subtasks:
+            s.subtasks[sid] = SubtaskState(id=sid, role=str(sub.get("role", "")),
+                                           iteration=int(sub.get("iteration", e.iteration)),
+                                           subtask=sub)
+
+
+def _update(s: RunState, sid: str | None, **changes: Any) -> None:
+    """Replace a known subtask's record; events about unknown subtasks change nothing."""
+    old = s.subtasks.get(sid) if sid is not None else None
+    if old is not None:
+        s.subtasks[old.id] = replace(old, **changes)
+
+
+def _subtask_started(s: RunState, e: ev.SubtaskStarted) -> None:
+    old = s.subtasks.get(e.subtask_id)
+    attempts = max(e.attempt, old.attempts if old else 0)
+    _update(s, e.subtask_id, status="running", attempts=attempts, error=None)
+
+
+def _sandbox_exec(s: RunState, e: ev.SandboxExec) -> None:
+    s.sandbox_execs += 1
+    if e.subtask_id is not None:
+        s.execs_by_subtask[e.subtask_id] = s.execs_by_subtask.get(e.subtask_id, 0) + 1
+
+
+def _llm_call(s: RunState, e: ev.LlmCall) -> None:
+    if e.replayed:
+        return
+    s.logged_llm_calls += 1
+    cost, d = s.cost, spend_delta(e)
+    s.cost = Cost(cost.total.plus(d), cost.by_role, cost.by_iteration)  # dicts: this state's own
+    cost.by_role[e.role] = cost.by_role.get(e.role, _NO_SPEND).plus(d)
+    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, _NO_SPEND).plus(d)
+
+
+def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
+    _update(s, e.subtask_id, status="finished", commit=e.commit, tree=e.tree, summary=e.summary,
+            changed=e.changed, artifacts=tuple(e.artifacts), critique=e.critique, error=None)
+    if e.critique and e.critique.get("target") and e.critique.get("verdict"):
+        _update(s, str(e.critique["target"]), verdict=str(e.critique["verdict"]))
+
+
+def _subtask_failed(s: RunState, e: ev.SubtaskFailed) -> None:
+    _update(s, e.subtask_id, status="failed", error=e.error)
+
+
+def _graded(s: RunState, e: ev.Graded) -> None:
+    old = s.subtasks.get(e.subtask_id)
+    if old is not None:
+        grade = Grade(e.commit, e.seed, e.metric, dict(e.metrics), e.ok, e.error)
+        commit = e.commit if e.seed == old.seed else old.commit
+        _update(s, e.subtask_id, grades={**old.grades, e.seed: grade}, commit=commit)
+
+
+def _critique(s: RunState, e: ev.CritiqueEvent) -> None:
+    _update(s, e.target, verdict=e.verdict)
+    _update(s, e.subtask_id, critique=e.model_dump(include={
+        "target", "verdict", "reason", "metrics_by_seed", "mean", "std"}))
+
+
+def _iteration_closed(s: RunState, e: ev.IterationClosed) -> None:
+    s.closed.append(ClosedIteration(e.iteration, e.best_subtask, e.best_metric, e.improved))
+
+
+def _budget_exhausted(s: RunState, e: ev.BudgetExhaustedEvent) -> None:
+    s.budget = BudgetHit(e.kind, e.limit, e.spent)
+
+
+def _run_paused(s: RunState, e: ev.RunPaused) -> None:
+    s.status, s.stop_reason = "paused", e.reason
+
+
+def _run_finished(s: RunState, e: ev.RunFinished) -> None:
+    s.status, s.stop_reason = "finished", e.reason
+
+
+def _run_failed(s: RunState, e: ev.RunFailed) -> None:
+    s.status, s.stop_reason = "failed", e.error
+
+
+def _log_repaired(s: RunState, e: ev.LogRepaired) -> None:
+    s.repairs += 1
+
+
+def _ignored(s: RunState, e: ev.EventBase) -> None:
+    """Events kept for the timeline only (`tool_call`, `llm_error`)."""
+
+
+_HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
+    "run_started": _run_started, "run_resumed": _run_resumed,
+    "plan_proposed": _plan_proposed, "subtask_started": _subtask_started,
+    "sandbox_exec": _sandbox_exec, "llm_call": _llm_call,
+    "subtask_finished": _subtask_finished, "subtask_failed": _subtask_failed,
+    "graded": _graded, "critique": _critique, "iteration_closed": _iteration_closed,
+    "budget_exhausted": _budget_exhausted, "run_paused": _run_paused,
+    "run_finished": _run_finished, "run_failed": _run_failed, "log_repaired": _log_repaired,
+    "tool_call": _ignored, "llm_error": _ignored,
+}
+
+
+def _step(s: RunState, e: ev.EventBase) -> None:
+    _HANDLERS[e.type](s, e)
+    s.last_seq, s.last_ts = e.seq, e.ts
+    if not s.run_id:
+        s.run_id = e.run_id
+
+
+def reduce(state: RunState, event: ev.EventBase) -> RunState:
+    """The state after one more event. Pure: `state` is not modified."""
+    new = state.copy()
+    _step(new, event)
+    return new
+
+
+def fold(events: Iterable[ev.EventBase], state: RunState | None = None) -> RunState:
+    """Reduce events in order, from `state` (default: a new run). Same result as reduce."""
+    new = RunState() if state is None else state.copy()
+    for event in events:
+        _step(new, event)
+    return new

@@ -1,0 +1,357 @@
+"""The experiment log file: `<run_dir>/log.jsonl`, append-only, checksummed, one writer.
+
+Writing (the run loop)::
+
+    with Journal.open(run_dir, run_id, create=True) as journal:   # or create=False to resume
+        journal.state                    # RunState: fold of everything read + appended
+        journal.events                   # the events, in order (treat as read-only)
+        ev = journal.append("subtask_started", iteration=1, parent=plan.id,
+                            subtask_id="it001-01", role="engineer", attempt=1, base_commit=sha)
+
+`Journal.open` takes the run lock (`flock` on `<run_dir>/log.lock`; a second writer gets
+`RunLocked` at once), reads and verifies the whole log, repairs a torn tail (below), and
+folds the state. `append(type_, /, *, iteration=None, parent=None, **fields)` fills the
+envelope (`v`, `seq`, `id`, `run_id`, `ts`; `iteration` defaults to `state.iteration`),
+validates the fields with the event model (pydantic models in field values are dumped),
+writes the line with one `os.write` on an `O_APPEND` descriptor and updates `state` with
+`reduce`. It is thread-safe. Host secrets (env vars named like *_API_KEY, *TOKEN*,
+*SECRET*, *PASSWORD*) are replaced by `[REDACTED]` before anything is written.
+
+Durability. Types in `events.COMMITTING` (everything that records work or a decision) are
+fsynced before `append` returns. `sandbox_exec` (chatty) is fsynced by a timer within
+`FLUSH_S` = 1 s, by the next committing record, by `flush()` or by `close()`. A failed or
+short write or a failed fsync raises `RunLogWriteError`; the journal then refuses every
+further append (a failed fsync is never retried: the page cache may already have dropped
+the data). The record whose append raised may or may not be in the file.
+
+Line format. A line is the record's compact JSON with a last key `sum`::
+
+    {"v":1,"seq":7,"type":"graded",...,"sum":"<sha256 hex>"}
+
+`sum` = sha256(previous line's sum + the line's bytes without `,"sum":"..."`), and "" for
+the first line: the checksum covers the exact bytes written (its canonical form) and
+chains every line to the one before. `seq` is 0-based and consecutive.
+
+Reading. A torn tail (an unterminated last record, NUL bytes or blank lines at the end:
+what a crash mid-write or a power loss leaves) is set aside by `Journal.open`: the file
+is copied to `log.jsonl.broken-<UTC time>`, truncated after the last good record,
+fsynced, and a `log_repaired` event is appended. Any other bad line (checksum mismatch,
+seq gap, duplicate, reordering, a hand edit, a blank line in the middle) raises
+`RunLogCorrupt: <path> line L: <why>` with the command that truncates there. Records of
+an older schema are upgraded in memory; a newer one raises `RunLogVersionError`.
+
+Read-only access (status, log, report) takes no lock and repairs nothing:
+`read_log(run_dir) -> LogContents` (events + `torn`, the tail a writer would set aside),
+`read_events(run_dir)`, `load_state(run_dir)` (streams: never holds all events), and
+`LogReader` (incremental, for `labcoat log --follow`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from labcoat.errors import (
+    RunLocked,
+    RunLogError,
+    RunLogWriteError,
+)
+from labcoat.log import events as ev
+from labcoat.log.lines import Chain, TornTail, scan, seal
+from labcoat.log.reader import LOG_NAME, log_path
+from labcoat.log.state import RunState, fold, reduce
+
+__all__ = ["LOCK_NAME", "FileOps", "Journal", "emitter"]
+
+LOCK_NAME = "log.lock"
+FLUSH_S = 1.0
+"""Longest time a batched (chatty) record stays un-fsynced."""
+
+_ENVELOPE = frozenset({"v", "seq", "id", "run_id", "iteration", "ts", "parent", "type", "sum"})
+_SECRET_NAME = re.compile(r"API_KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class FileOps:
+    """The two system calls appends go through. Tests subclass it to inject failures."""
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock(run_dir: Path) -> int:
+    """Hold `<run_dir>/log.lock` for this process (released when the fd closes or we die)."""
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise RunLocked(
+            f"run locked by pid {pid}: another labcoat process is writing {run_dir}. Wait for "
+            f"it to end, or stop it (kill {pid}) and run `labcoat resume {run_dir}`.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _repair(path: Path, torn: TornTail) -> Path:
+    """Copy the file aside, truncate it after the last good record, fsync both."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    broken, n = path.with_name(f"{path.name}.broken-{stamp}"), 1
+    while broken.exists():
+        n += 1
+        broken = path.with_name(f"{path.name}.broken-{stamp}.{n}")
+    shutil.copyfile(path, broken)
+    _fsync_path(broken)
+    os.truncate(path, torn.offset)
+    _fsync_path(path)
+    _fsync_path(path.parent, directory=True)
+    return broken
+
+
+def _host_secrets() -> list[str]:
+    """JSON-escaped values of secret-looking environment variables (8+ characters)."""
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    return sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True)
+
+
+def _plain(value: object) -> object:
+    """Pydantic models (and lists of them) as JSON-ready dumps."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple) and any(isinstance(v, BaseModel) for v in value):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Journal:
+    """The one writer of a run's log. Use `Journal.open(...)` as a context manager."""
+
+    def __init__(self, path: Path, run_id: str, lock_fd: int, chain: Chain,
+                 events: list[ev.EventBase], ops: FileOps) -> None:
+        self.path, self.run_id, self._lock_fd, self._chain = path, run_id, lock_fd, chain
+        self._events, self._state, self._ops = events, fold(events), ops
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._mu = threading.Lock()
+        self._dirty = False
+        self._timer: threading.Timer | None = None
+        self._broken: str | None = None
+        self._secrets = _host_secrets()
+        self._state.run_id = self._state.run_id or run_id
+
+    @classmethod
+    def open(cls, run_dir: Path | str, run_id: str | None = None, *, create: bool = False,
+             ops: FileOps | None = None) -> Journal:
+        """Lock, load, verify and repair the log of `run_dir`; see the module docstring.
+
+        `create=True` starts a new log (refused when one with records exists);
+        `create=False` resumes one (refused when there is none). `run_id` may be left out
+        when resuming; when given it must match the log's.
+        """
+        run_dir = Path(run_dir)
+        if create:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        elif not log_path(run_dir).exists():
+            raise RunLogError(f"{run_dir}: no {LOG_NAME}; is it a labcoat run directory?")
+        lock_fd = _lock(run_dir)
+        try:
+            return cls._load(run_dir / LOG_NAME, run_id, lock_fd, create, ops or FileOps())
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    @classmethod
+    def _load(cls, path: Path, run_id: str | None, lock_fd: int, create: bool,
+              ops: FileOps) -> Journal:
+        chain, tail = Chain(path), list[TornTail]()
+        events = list(scan(chain, tail)) if path.exists() else []
+        if create and events:
+            raise RunLogError(f"{path} already holds a run; use `labcoat resume {path.parent}`")
+        logged = events[0].run_id if events else None
+        if run_id and logged and run_id != logged:
+            raise RunLogError(f"{path} belongs to run {logged}, not {run_id}")
+        if not (run_id or logged):
+            raise RunLogError(f"{path} has no records yet: pass the run id to Journal.open")
+        broken = _repair(path, tail[0]) if tail else None
+        journal = cls(path, run_id or logged or "", lock_fd, chain, events, ops)
+        if create:
+            _fsync_path(path.parent, directory=True)
+        if broken is not None:
+            journal.append("log_repaired", broken_copy=broken.name,
+                           dropped_bytes=tail[0].dropped_bytes, reason=tail[0].reason)
+        return journal
+
+    @property
+    def state(self) -> RunState:
+        """The fold of every record so far (a new object after each append)."""
+        return self._state
+
+    @property
+    def events(self) -> list[ev.EventBase]:
+        return self._events
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    def append(self, type_: str, /, *, iteration: int | None = None, parent: str | None = None,
+               **fields: Any) -> ev.EventBase:
+        """Validate, write and (for committing types) fsync one event; return it."""
+        with self._mu:
+            self._check_usable()
+            event, line, digest = self._encode(type_, iteration, parent, fields)
+            self._write(line)
+            if type_ in ev.COMMITTING:
+                self._sync()
+            else:
+                self._dirty = True
+                self._schedule_flush()
+            self._chain.seq, self._chain.sum = self._chain.seq + 1, digest
+            self._chain.offset += len(line)
+            self._events.append(event)
+            self._state = reduce(self._state, event)
+            return event
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise RunLogWriteError(
+                f"{self.path}: appends stopped after a failed write ({self._broken}). The log "
+                f"up to there is intact: fix the cause and run `labcoat resume {self.run_dir}`.")
+        if self._fd is None:
+            raise RunLogWriteError(f"{self.path}: the journal is closed")
+
+    def _encode(self, type_: str, iteration: int | None, parent: str | None,
+                fields: dict[str, Any]) -> tuple[ev.EventBase, bytes, str]:
+        clash = _ENVELOPE & fields.keys()
+        if clash:
+            raise TypeError(f"append() sets {sorted(clash)} itself; do not pass them")
+        record = {
+            "v": ev.SCHEMA_VERSION, "seq": self._chain.seq, "type": type_,
+            "id": uuid.uuid4().hex, "run_id": self.run_id,
+            "iteration": self._state.iteration if iteration is None else iteration,
+            "ts": time.time(), "parent": parent,
+            **{k: _plain(v) for k, v in fields.items()},
+        }
+        event = ev.event_adapter().validate_python(record)
+        body = event.model_dump_json()
+        redacted = self._redact(body)
+        if redacted != body:
+            body, event = redacted, ev.event_adapter().validate_json(redacted)
+        line, digest = seal(body.encode(), self._chain.sum)
+        return event, line, digest
+
+    def _redact(self, body: str) -> str:
+        for secret in self._secrets:
+            if secret in body:
+                body = body.replace(secret, "[REDACTED]")
+        return body
+
+    def _write(self, line: bytes) -> None:
+        assert self._fd is not None
+        try:
+            written = self._ops.write(self._fd, line)
+        except OSError as err:
+            raise self._fail(f"write: {err.strerror or err}") from err
+        if written != len(line):
+            raise self._fail(f"short write: {written} of {len(line)} bytes (disk full?)")
+
+    def _sync(self) -> None:
+        assert self._fd is not None
+        try:
+            self._ops.fsync(self._fd)
+        except OSError as err:
+            raise self._fail(f"fsync: {err.strerror or err}") from err
+        self._dirty = False
+
+    def _fail(self, what: str) -> RunLogWriteError:
+        """Stop taking records; the error to raise."""
+        self._broken = what
+        return RunLogWriteError(
+            f"{self.path}: {what}. The run stops here and this log takes no more records "
+            f"(never retried). Free disk space or fix the device (df -h {self.run_dir}), "
+            f"then run `labcoat resume {self.run_dir}`.")
+
+    def _schedule_flush(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(FLUSH_S, self._flush_later)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush_later(self) -> None:
+        with self._mu:
+            self._timer = None
+            if self._dirty and self._fd is not None and self._broken is None:
+                # A failure is recorded in self._broken: the next append raises it.
+                with contextlib.suppress(RunLogWriteError):
+                    self._sync()
+
+    def flush(self) -> None:
+        """fsync batched records now."""
+        with self._mu:
+            self._check_usable()
+            if self._dirty:
+                self._sync()
+
+    def close(self) -> None:
+        """Flush batched records, close the file, release the run lock. Idempotent."""
+        with self._mu:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            try:
+                if self._fd is not None and self._dirty and self._broken is None:
+                    self._sync()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def emitter(journal: Journal, *, iteration: int | None = None,
+            parent: str | None = None) -> Callable[[str, Mapping[str, Any]], None]:
+    """A `RoleContext.emit`-shaped callable: `emit(type_, fields)` appends to `journal`."""
+
+    def emit(type_: str, fields: Mapping[str, Any]) -> None:
+        journal.append(type_, iteration=iteration, parent=parent, **dict(fields))
+
+    return emit

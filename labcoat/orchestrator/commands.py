@@ -1,0 +1,213 @@
+"""`labcoat run` and `labcoat resume`: set a run up (or pick it up from its log) and drive it.
+
+Exit codes: 0 finished (or already finished), 1 stopped by an error (the log says why and the run
+is resumable; a rejected API key is one), 2 bad input, 3 paused on a budget (`budget_exhausted`,
+resume with a higher `--budget-usd` / `--budget-tokens`) or on the provider's exhausted quota
+(resume once credit is added), 130 interrupted (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import labcoat
+from labcoat.errors import (
+    BudgetExhausted,
+    ConfigError,
+    DiskFull,
+    LabcoatError,
+    RunLogWriteError,
+    SandboxUnavailable,
+    first_line,
+)
+from labcoat.experiment import Experiment, experiment_from_log, experiment_hash, grader_hash
+from labcoat.log import Journal, RunState
+
+LOW_SPACE_BYTES = 1 << 20
+"""Below this much free space a failed write is taken for a full disk."""
+
+
+class RunOptions(BaseModel):
+    """What `labcoat run` was asked for; stored in `run_started.config`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    goal: str | None = None
+    """Research goal; default: the spec's."""
+    model: str | None = None
+    """`search`, `anthropic:MODEL` or `openai:MODEL`; default: search without API keys."""
+    role_models: list[str] = Field(default_factory=list)
+    """`ROLE=SPEC` overrides of the model per role."""
+    base_url: str | None = None
+    """OpenAI-compatible server for `openai:` models (vLLM, Ollama, llama.cpp)."""
+    max_iterations: int = Field(3, ge=1)
+    parallel: int = Field(2, ge=1)
+    budget_usd: float | None = Field(None, ge=0)
+    budget_tokens: int | None = Field(None, ge=0)
+    time_limit_s: float | None = Field(None, gt=0)
+    """Wall-clock limit of one invocation (a resume gets a fresh one)."""
+    patience: int = Field(3, ge=0)
+    """Stop after this many iterations without improvement (0: never)."""
+    seed: int = 0
+    runs_dir: Path = Path("runs")
+
+
+def new_run_id(name: str) -> str:
+    """Sorts by start time; readable; unique."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:32]
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+
+
+def resolve_brain(opts: RunOptions) -> str:
+    """`--model`, else the default model of a provider whose key is set, else `search`."""
+    from labcoat.agents.llm.providers import default_brain
+
+    return opts.model or default_brain()
+
+
+def preflight(exp: Experiment) -> None:
+    """Engine up, image present, roles known: fail before anything is created."""
+    from labcoat.agents.registry import default_registry
+    from labcoat.orchestrator.sandboxing import image_of
+    from labcoat.sandboxes.engine import connect
+    from labcoat.sandboxes.image import image_exists
+
+    image = image_of(exp)
+    client = connect()
+    try:
+        present = image_exists(client, image)
+    finally:
+        client.close()
+    if not present:
+        fix = ("run `labcoat sandbox build`" if exp.spec.image is None
+               else f"build or load {image} (`docker build -t {image} ...`)")
+        raise SandboxUnavailable(f"sandbox image {image} is missing; fix: {fix}")
+    if exp.spec.roles:
+        default_registry(exp.dir).check(exp.spec.roles)
+
+
+def start_run(experiment_dir: Path, opts: RunOptions) -> int:
+    from labcoat.experiment import load_experiment
+    from labcoat.workspace import Workspace
+
+    exp = load_experiment(experiment_dir)
+    goal = exp.goal(opts.goal)
+    brain = resolve_brain(opts)
+    check_brain(brain, opts, exp)
+    preflight(exp)
+    run_id = new_run_id(exp.spec.name)
+    run_dir = (opts.runs_dir / run_id).resolve()
+    run_dir.mkdir(parents=True)
+    print(run_dir, flush=True)
+    _, base = Workspace.create(exp.workspace_dir, run_dir / "workspace")
+    config = opts.model_dump(mode="json") | {"goal": goal}
+    with Journal.open(run_dir, run_id, create=True) as journal:
+        journal.append("run_started", iteration=0, config=config,
+                       experiment=exp.spec.model_dump(mode="json"), experiment_dir=str(exp.dir),
+                       experiment_hash=experiment_hash(exp), grader_hash=grader_hash(exp),
+                       labcoat_version=labcoat.__version__, seed=opts.seed, brain=brain,
+                       base_commit=base)
+        return drive(run_dir, journal, exp)
+
+
+def resume_run(run_dir: Path, **overrides: Any) -> int:
+
+    run_dir = run_dir.resolve()
+    if not (run_dir / "log.jsonl").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no log.jsonl); fix: pass the "
+                          "folder `labcoat run` printed, e.g. runs/<run-id>")
+    with Journal.open(run_dir, create=False) as journal:
+        state = journal.state
+        if state.status == "finished":
+            print(f"{run_dir}: run already finished ({state.stop_reason}); nothing to do")
+            return 0
+        exp = experiment_of(state)
+        changed = {k: v for k, v in overrides.items() if v is not None}
+        journal.append("run_resumed", overrides=changed, pid=os.getpid())
+        print(run_dir, flush=True)
+        return drive(run_dir, journal, exp)
+
+
+def experiment_of(state: RunState) -> Experiment:
+    """The experiment as validated at run start; its folder must still hold the grader."""
+    folder = Path(state.experiment_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"the run's experiment folder {folder} is gone; fix: restore it "
+                          "(its grader/ and roles/ are needed to continue)")
+    return experiment_from_log(state.experiment, folder)
+
+
+def check_brain(brain: str, opts: RunOptions, exp: Experiment) -> None:
+    """Model specs well formed and their API keys present, before the run dir exists."""
+    if brain == "search":
+        return
+    from labcoat.agents.llm.providers import check_keys
+    from labcoat.agents.llm.wiring import role_specs
+
+    specs = role_specs(opts.model_dump(), brain, exp)
+    check_keys([brain, *specs.values()], opts.base_url)
+
+
+def drive(run_dir: Path, journal: Journal, exp: Experiment) -> int:
+    """Run the loop until it finishes, pauses or fails; returns the exit code."""
+    from labcoat.orchestrator.driver import run_session
+
+    try:
+        return asyncio.run(run_session(run_dir, journal, exp))
+    except RunLogWriteError:
+        raise
+    except BudgetExhausted as err:
+        _stop(journal, "budget_exhausted", kind=err.kind, limit=err.limit, spent=err.spent)
+        _stop(journal, "run_paused", reason=str(err))
+        raise
+    except LabcoatError as err:
+        _stop(journal, "run_paused", reason=str(err))
+        raise
+    except KeyboardInterrupt:
+        _stop(journal, "run_paused", reason="interrupted (KeyboardInterrupt)")
+        return 130
+    except Exception as err:
+        if not disk_full(err, run_dir):
+            _stop(journal, "run_failed", error=f"{type(err).__name__}: {err}")
+            raise
+        _stop(journal, "run_paused", reason="disk full")
+        raise DiskFull(f"no space left on the device of {run_dir} ({first_line(err)}); fix: "
+                       f"free some space, then `labcoat resume {run_dir}`") from None
+
+
+def disk_full(err: BaseException, run_dir: Path) -> bool:
+    """ENOSPC anywhere in the chain, a command that said so, or (git often just says it
+    "couldn't write" a file) an I/O failure while the run's disk has no room left."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        return shutil.disk_usage(run_dir).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def _stop(journal: Journal, type_: str, **fields: Any) -> None:
+    if journal.state.status in ("running",):
+        try:
+            journal.append(type_, **fields)
+        except LabcoatError as err:  # the log itself failed: say so, keep the first error
+            print(f"labcoat: could not record {type_}: {err}", file=sys.stderr)
+
+
+__all__ = ["RunOptions", "resume_run", "start_run"]

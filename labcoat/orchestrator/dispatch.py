@@ -1,0 +1,123 @@
+"""The loop's work step: one subtask's role in its own sandbox, and what it produced recorded.
+
+A role gets a sandbox holding its base commit at /workspace (unless it needs none), runs guarded
+(whatever it does costs only its subtask), and its workspace becomes a git tree. Graded results
+are committed by grading; other changes are committed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from labcoat.agents.guard import run_role_guarded
+from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
+from labcoat.errors import LabcoatError, UnsafeOutputError
+from labcoat.experiment import trial_env
+from labcoat.orchestrator.lab import Lab, retrying
+from labcoat.orchestrator.results import commit_result, regrade
+from labcoat.orchestrator.sandboxing import sandbox_spec
+from labcoat.sandboxes.base import Sandbox
+
+SUBTASK_EVENTS = frozenset({"sandbox_exec", "llm_call"})
+"""Events a role may emit that carry its subtask id (filled in when the role leaves it out)."""
+ROLE_TIMEOUT_FACTOR = 4
+"""A role may take this many command timeouts before it is stopped."""
+
+
+async def work(lab: Lab, sid: str) -> None:
+    """Run subtask `sid`'s role (at most `parallel` at once, retried once on a dead sandbox)."""
+    async with lab.semaphore:
+        await retrying(lambda s: _work(lab, s), sid)
+
+
+async def _work(lab: Lab, sid: str) -> None:
+    rec = lab.state.subtasks[sid]
+    sub = Subtask.model_validate(rec.subtask)
+    attempt = rec.attempts + 1
+    started = lab.emit("subtask_started", iteration=sub.iteration, subtask_id=sid,
+                       role=sub.role, attempt=attempt, base_commit=sub.base_commit)
+    try:
+        role = lab.roles.get(sub.role)
+    except LabcoatError as err:
+        failed(lab, sub, attempt, str(err))
+        return
+    box = await _role_sandbox(lab, role, sub)
+    try:
+        ctx = _context(lab, sub, box, started.id, role)
+        timeout = ROLE_TIMEOUT_FACTOR * float(lab.experiment.spec.resources.timeout_s)
+        result = await run_role_guarded(role, sub, ctx, timeout)
+        await _record(lab, sub, attempt, box, result)
+    finally:
+        if box is not None:
+            await box.aclose()
+
+
+async def _role_sandbox(lab: Lab, role: Role, sub: Subtask) -> Sandbox | None:
+    if not getattr(role, "uses_sandbox", True):
+        return None
+    spec = sandbox_spec(lab.experiment, lab.run_id, sub.id, env=trial_env(sub.params, sub.seed))
+    box = await lab.provider.create(spec)
+    try:
+        with tempfile.TemporaryDirectory(prefix="labcoat-base-") as tmp:
+            await asyncio.to_thread(lab.workspace.export, sub.base_commit, Path(tmp))
+            await box.put_dir(Path(tmp), "/workspace")
+    except BaseException:
+        await box.aclose()
+        raise
+    return box
+
+
+def _context(lab: Lab, sub: Subtask, box: Sandbox | None, parent: str,
+             role: Role) -> RoleContext:
+    def emit(type_: str, fields: Mapping[str, Any]) -> None:
+        defaults = {"subtask_id": sub.id} if type_ in SUBTASK_EVENTS else {}
+        lab.emit(type_, iteration=sub.iteration, parent=parent, **(defaults | dict(fields)))
+
+    async def grade(commit: str, seed: int) -> dict[str, float] | None:
+        return await regrade(lab, sub.target or sub.id, commit, seed, sub.iteration)
+
+    return RoleContext(run_id=lab.run_id, spec=lab.experiment, sandbox=box, emit=emit,
+                       grade=grade, state=lab.state, model=lab.models(sub.role),
+                       limits=dict(lab.config.get("limits", {})),
+                       instructions=getattr(role, "instructions", ""))
+
+
+async def _record(lab: Lab, sub: Subtask, attempt: int, box: Sandbox | None,
+                  result: RoleResult) -> None:
+    if not result.ok:
+        failed(lab, sub, attempt, result.error or "the role reported failure")
+        return
+    base_tree = await asyncio.to_thread(lab.workspace.tree_of, sub.base_commit)
+    try:
+        tree = await _collect(lab, box) if (result.changes and box is not None) else base_tree
+    except UnsafeOutputError as err:  # the role's doing, not the run's: fail the subtask
+        failed(lab, sub, attempt, f"its workspace cannot be taken: {err}")
+        return
+    fields: dict[str, Any] = dict(subtask_id=sub.id, role=sub.role, attempt=attempt,
+                                  summary=result.summary, changed=tree != base_tree)
+    if result.critique is not None:
+        critique = result.critique.model_dump(mode="json")
+        lab.emit("critique", iteration=sub.iteration, subtask_id=sub.id, **critique)
+        fields["critique"] = critique
+    if result.grade:
+        fields["tree"] = tree
+    elif tree != base_tree:
+        fields["commit"] = await asyncio.to_thread(commit_result, lab, sub, tree,
+                                                   result.summary, None)
+    lab.emit("subtask_finished", iteration=sub.iteration, **fields)
+    lab.sync_best()
+
+
+async def _collect(lab: Lab, box: Sandbox) -> str:
+    with tempfile.TemporaryDirectory(prefix="labcoat-result-") as tmp:
+        await box.get_dir("/workspace", Path(tmp))
+        return await asyncio.to_thread(lab.workspace.write_tree, Path(tmp))
+
+
+def failed(lab: Lab, sub: Subtask, attempt: int, error: str) -> None:
+    lab.emit("subtask_failed", iteration=sub.iteration, subtask_id=sub.id, role=sub.role,
+             attempt=attempt, error=error)

@@ -1,0 +1,88 @@
+"""`labcoat doctor`: one line per check, the fix for each failing one, never a hang."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labcoat.errors import LabcoatError
+
+MIN_FREE_GB = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def check_engine() -> tuple[Check, object | None]:
+    from labcoat.sandboxes.engine import connect
+
+    try:
+        client = connect(timeout_s=3)
+    except LabcoatError as err:
+        return Check("docker engine", False, str(err).split(";")[0],
+                     "run `make setup` (installs and starts dockerd as root on Debian/Ubuntu) "
+                     "or `sudo systemctl start docker`"), None
+    version = client.version().get("Version", "?")
+    return Check("docker engine", True, f"running, version {version}"), client
+
+
+def check_image(client: object | None) -> Check:
+    from labcoat.sandboxes.image import IMAGE_REPO, default_image, image_exists
+
+    tag = default_image()
+    if client is None:
+        return Check("sandbox image", False, f"{tag}: cannot tell, the engine is down",
+                     "start the engine, then `labcoat sandbox build`")
+    if image_exists(client, tag):
+        return Check("sandbox image", True, f"{tag} present and current")
+    stale = [t for img in client.images.list(IMAGE_REPO) for t in img.tags]  # type: ignore[attr-defined]
+    detail = f"{tag} missing" + (f" (older: {', '.join(stale[:3])})" if stale else "")
+    return Check("sandbox image", False, detail, "run `labcoat sandbox build`")
+
+
+def check_keys() -> Check:
+    from labcoat.agents.llm.providers import KEY_ENVS
+
+    present = [k for k in KEY_ENVS if os.environ.get(k)]
+    if present:
+        return Check("api keys", True, f"set: {', '.join(present)}", required=False)
+    return Check("api keys", True, "none set: runs use the search brain (no LLM)",
+                 f"export {' or '.join(KEY_ENVS)} to use an LLM brain", required=False)
+
+
+def check_disk(path: Path | None = None) -> Check:
+    path = path or Path.cwd()
+    free_gb = shutil.disk_usage(path).free / 1e9
+    if free_gb >= MIN_FREE_GB:
+        return Check("disk", True, f"{free_gb:.1f} GB free at {path}")
+    return Check("disk", False, f"only {free_gb:.2f} GB free at {path}",
+                 f"free at least {MIN_FREE_GB:.0f} GB (runs, images and wheels need room)")
+
+
+def run_checks() -> list[Check]:
+    engine, client = check_engine()
+    try:
+        return [engine, check_image(client), check_keys(), check_disk()]
+    finally:
+        if client is not None:
+            client.close()  # type: ignore[attr-defined]
+
+
+def run_doctor(echo: Callable[[str], None] = print) -> int:
+    """Print the checks; 0 only when a search-brain run can start."""
+    checks = run_checks()
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        echo(f"[{mark}] {c.name}: {c.detail}")
+        if c.fix and (not c.ok or not c.required):
+            echo(f"       fix: {c.fix}" if not c.ok else f"       note: {c.fix}")
+    return 0 if all(c.ok for c in checks if c.required) else 1

@@ -1,0 +1,114 @@
+"""`labcoat status`: the fold of a run's log (no lock, no repair), as text or as JSON.
+
+Stdlib + pydantic only, so the command starts fast. `print_status(run_dir, as_json)` prints
+the state, iteration, subtasks, best, baseline, cost and budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from labcoat.log import RunState, SubtaskState, TornTail, fold, read_log
+from labcoat.text import num
+from labcoat.views.render import short
+
+
+def print_status(run_dir: Path, as_json: bool = False) -> None:
+    """Print a run's summary: text for people, or JSON (`as_json`) for programs."""
+    contents = read_log(run_dir)
+    state = fold(contents.events)
+    if as_json:
+        data = {"run_dir": str(run_dir), "log": str(contents.path),
+                "events": len(contents.events), "torn_tail": _torn_dict(contents.torn),
+                **state.to_dict()}
+        print(json.dumps(_finite(data), indent=2, default=str))
+    else:
+        print("\n".join(status_lines(state, contents.path, len(contents.events),
+                                     contents.torn)))
+
+
+def _torn_dict(torn: TornTail | None) -> dict[str, Any] | None:
+    if torn is None:
+        return None
+    return {"line": torn.line, "bytes": torn.dropped_bytes, "reason": torn.reason}
+
+
+def _finite(value: object) -> object:
+    """JSON has no NaN/Infinity: those become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _num(value: float | None) -> str:
+    return num(value, 6, none="-")
+
+
+def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None) -> list[str]:
+    """The text of `labcoat status`."""
+    lines = [
+        f"run       {state.run_id or '?'}  {state.status}"
+        + (f" ({state.stop_reason})" if state.stop_reason else ""),
+        f"log       {log}  ({count} events, {_age(state.last_ts)})",
+        f"brain     {state.brain or '-'}  seed {state.seed}  iteration {state.iteration}",
+        _metric_line(state),
+        _cost_line(state),
+    ]
+    if state.budget is not None:
+        b = state.budget
+        lines.append(f"budget    {b.kind} exhausted: spent {b.spent:.6g} of {b.limit:.6g}")
+    if torn is not None:
+        lines.append(f"warning   line {torn.line}: {torn.reason}; the next `labcoat resume` "
+                     "sets it aside")
+    return [*lines, "", *_subtask_table(state)]
+
+
+def _age(ts: float | None) -> str:
+    if ts is None:
+        return "empty"
+    return "last " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _metric_line(state: RunState) -> str:
+    best = state.best
+    best_text = "-" if best is None else f"{_num(best.metric)} ({best.subtask} @ " \
+        f"{short(best.commit)})"
+    return (f"metric    {state.metric_name or '?'} ({state.direction})  "
+            f"baseline {_num(state.baseline)}  best {best_text}")
+
+
+def _cost_line(state: RunState) -> str:
+    total = state.cost.total
+    unknown = f" + {total.unknown_cost_calls} calls of unknown price" \
+        if total.unknown_cost_calls else ""
+    roles = ", ".join(f"{role} ${s.usd:.4f}" + (f" +{s.unknown_cost_calls} unknown"
+                                                 if s.unknown_cost_calls else "")
+                      for role, s in sorted(state.cost.by_role.items()))
+    return (f"cost      ${total.usd:.4f}{unknown}  {total.tokens} tokens  {total.calls} calls"
+            + (f"  ({roles})" if roles else ""))
+
+
+def _subtask_table(state: RunState) -> list[str]:
+    if not state.subtasks:
+        return ["no subtasks yet"]
+    rows = [("subtask", "role", "status", "try", "metric", "verdict", "commit")]
+    rows += [_subtask_row(s) for s in state.subtasks.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def _subtask_row(s: SubtaskState) -> tuple[str, str, str, str, str, str, str]:
+    metric = _num(s.metric)
+    others = len(s.grades) - (s.own_grade is not None)
+    if others:
+        metric += f" (+{others} seeds)"
+    return (s.id, s.role, s.status, str(s.attempts), metric, s.verdict or "-", short(s.commit))
