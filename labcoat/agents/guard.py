@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import traceback
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
@@ -63,14 +64,15 @@ class RoleExited(Exception):
     """A role called `sys.exit()`: asyncio would stop the whole loop, so it is converted."""
 
 
-async def _no_exit(pending: Any) -> Any:
+async def _no_exit(pending: Awaitable[object]) -> object:
     try:
         return await pending
     except SystemExit as err:
         raise RoleExited(f"SystemExit: {err.code}") from err
 
 
-async def _within(pending: Any, timeout_s: float | None) -> tuple[bool, Any]:
+async def _within(pending: Coroutine[Any, Any, object], timeout_s: float | None,
+                  ) -> tuple[bool, object]:
     """(True, result) or (False, None) past the deadline. Unlike `wait_for`, a TimeoutError
     raised by the role itself is reported as what it is, not as a hang."""
     task = asyncio.ensure_future(pending)

@@ -90,7 +90,7 @@ def _guarded_import(target: Callable[[], Any], source: str) -> Any:
         raise RoleLoadError(f"{source} failed to import: {one_line(err)}") from err
 
 
-def _instantiate(obj: Any, name: str) -> Role:
+def _instantiate(obj: object, name: str) -> Role:
     """Accept a Role class, a factory returning a role, or a role instance."""
     try:
         role = obj() if isinstance(obj, type) or (not _is_role(obj) and callable(obj)) else obj
@@ -103,13 +103,13 @@ def _instantiate(obj: Any, name: str) -> Role:
     return cast(Role, role)
 
 
-def _is_role(obj: Any) -> bool:
+def _is_role(obj: object) -> bool:
     return (not isinstance(obj, type) and isinstance(getattr(obj, "name", None), str)
             and isinstance(getattr(obj, "description", None), str)
             and inspect.iscoroutinefunction(getattr(obj, "run", None)))
 
 
-def _qualname(obj: Any) -> str:
+def _qualname(obj: object) -> str:
     kind = obj if isinstance(obj, type) or callable(obj) else type(obj)
     return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
 

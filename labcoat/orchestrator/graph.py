@@ -18,7 +18,7 @@ docs/architecture.md for how the scheduler replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -57,8 +57,9 @@ def route(lab: Lab, allowed: tuple[str, ...]) -> Router:
     return edge
 
 
-def build_graph(lab: Lab) -> Any:
-    """Compile the loop for one Lab."""
+def nodes(lab: Lab) -> dict[str, Callable[[Tick], Awaitable[Tick]]]:
+    """Each step of the loop as a graph node (the step bodies live in planning, dispatch,
+    results)."""
 
     async def plan(_: Tick) -> Tick:
         await planning.plan(lab)
@@ -76,9 +77,6 @@ def build_graph(lab: Lab) -> Any:
         await planning.review(lab)
         return {}
 
-    def after_review(t: Tick) -> Any:
-        return route(lab, ("work", "pause"))(t) if lab.state.unfinished() else "decide"
-
     async def decide(_: Tick) -> Tick:
         planning.decide(lab)
         return {}
@@ -91,25 +89,38 @@ def build_graph(lab: Lab) -> Any:
         planning.pause_for_time(lab)
         return {}
 
+    return {"plan": plan, "work": work, "worked": _join, "grade": grade, "graded": _join,
+            "review": review, "decide": decide, "finish": finish, "pause": pause}
+
+
+def build_graph(lab: Lab) -> Any:
+    """Compile the loop for one Lab: the nodes above, wired as the module docstring draws."""
     g = StateGraph(Tick)
-    for name, node in [("plan", plan), ("work", work), ("worked", _join), ("grade", grade),
-                       ("graded", _join), ("review", review), ("decide", decide),
-                       ("finish", finish), ("pause", pause)]:
+    for name, node in nodes(lab).items():
         g.add_node(name, node)  # type: ignore[call-overload]  # langgraph's overloads
-    steps = ("plan", "work", "grade", "review", "finish", "pause", END)
-    g.add_conditional_edges(START, route(lab, steps), list(steps))
-    g.add_conditional_edges("plan", route(lab, ("work", "pause", END)), ["work", "pause", END])
-    g.add_edge("work", "worked")
-    g.add_conditional_edges("worked", route(lab, ("grade", "review", "work", "pause")),
-                            ["grade", "review", "work", "pause"])
-    g.add_edge("grade", "graded")
-    g.add_conditional_edges("graded", route(lab, ("review", "grade")), ["review", "grade"])
-    g.add_conditional_edges("review", after_review, ["work", "pause", "decide"])
-    g.add_conditional_edges("decide", route(lab, ("plan", "finish", END)),
-                            ["plan", "finish", END])
-    g.add_edge("finish", END)
-    g.add_edge("pause", END)
+    edges: dict[str, tuple[str, ...]] = {
+        START: ("plan", "work", "grade", "review", "finish", "pause", END),
+        "plan": ("work", "pause", END),
+        "worked": ("grade", "review", "work", "pause"),
+        "graded": ("review", "grade"),
+        "decide": ("plan", "finish", END),
+    }
+    for source, targets in edges.items():
+        g.add_conditional_edges(source, route(lab, targets), list(targets))
+    g.add_conditional_edges("review", after_review(lab), ["work", "pause", "decide"])
+    for source, target in (("work", "worked"), ("grade", "graded"), ("finish", END),
+                           ("pause", END)):
+        g.add_edge(source, target)
     return g.compile()
+
+
+def after_review(lab: Lab) -> Router:
+    """Critic subtasks planned by the review are worked first; with none, the iteration ends."""
+
+    def edge(t: Tick) -> Any:
+        return route(lab, ("work", "pause"))(t) if lab.state.unfinished() else "decide"
+
+    return edge
 
 
 async def _join(_: Tick) -> Tick:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 
@@ -17,9 +17,9 @@ from labcoat.agents.llm.models.retry import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     TransientReplyError,
-    mapped_error,
     sdk_client,
 )
+from labcoat.agents.llm.models.sdk import SdkModel
 from labcoat.agents.model import (
     Message,
     ModelReply,
@@ -42,8 +42,10 @@ _CACHE = {"type": "ephemeral"}
 
 
 
-class AnthropicModel:
+class AnthropicModel(SdkModel):
     """One Messages API call per `complete`; SDK errors mapped to labcoat errors."""
+
+    sdk_error = anthropic.AnthropicError
 
     def __init__(
         self,
@@ -55,33 +57,27 @@ class AnthropicModel:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
-        self.name = model
-        self._key = api_key
+        super().__init__(model, api_key)
         self.client = client or sdk_client(
             anthropic.AsyncAnthropic, anthropic.DefaultAsyncHttpxClient, api_key, base_url,
             max_retries=max_retries, timeout_s=timeout_s,
         )
         self.where = f"anthropic ({self.client.base_url})"
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        settings: ModelSettings | None = None,
-    ) -> ModelReply:
-        request = build_request(self.name, messages, tools, settings or ModelSettings())
-        try:
-            response = await self.client.messages.create(**request)
-        except anthropic.AnthropicError as err:
-            raise mapped_error(err, self.where, self._key) from None
+    def build_request(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
+                      settings: ModelSettings) -> dict[str, Any]:
+        return build_request(self.name, messages, tools, settings)
+
+    async def send(self, request: dict[str, Any]) -> Any:
+        return await self.client.messages.create(**request)
+
+    def parse(self, response: object) -> ModelReply:
         return parse_response(response, self.where)
 
     async def aclose(self) -> None:
         """Close the HTTP connections. Call once the run is done (or use `ManagedModel` as
         `async with`)."""
         await self.client.close()
-
 
 
 def build_request(
@@ -133,12 +129,13 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
     return blocks or [{"type": "text", "text": "(empty)"}]
 
 
-def parse_response(response: Any, where: str) -> ModelReply:
+def parse_response(response: object, where: str) -> ModelReply:
     """SDK `Message` to `ModelReply`; a body that is not a message is a transient failure."""
     content = getattr(response, "content", None)
     if getattr(response, "type", None) == "error" or not isinstance(content, list):
         error = getattr(response, "error", None) or response
         raise TransientReplyError(f"{where}: the reply is not a message: {str(error)[:300]}")
+    response = cast(anthropic.types.Message, response)  # the SDK parsed it into a Message
     text = "".join(b.text for b in content if getattr(b, "type", "") == "text")
     calls = tuple(_tool_call(b) for b in content if getattr(b, "type", "") == "tool_use")
     stop = response.stop_reason or ""
@@ -151,14 +148,14 @@ def parse_response(response: Any, where: str) -> ModelReply:
     )
 
 
-def _tool_call(block: Any) -> ToolCall:
+def _tool_call(block: anthropic.types.ToolUseBlock) -> ToolCall:
     args = block.input
     raw = json.dumps(args) if not isinstance(args, str) else args
     return ToolCall(id=block.id, name=block.name,
                     arguments=args if isinstance(args, dict) else None, raw_arguments=raw)
 
 
-def _usage(usage: Any) -> Usage:
+def _usage(usage: anthropic.types.Usage | None) -> Usage:
     if usage is None:
         return Usage()
     return Usage(

@@ -13,15 +13,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
+from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageToolCallUnion,
+)
 
 from labcoat.agents.llm.models.retry import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     TransientReplyError,
     map_status,
-    mapped_error,
     sdk_client,
 )
+from labcoat.agents.llm.models.sdk import SdkModel
 from labcoat.agents.model import (
     Message,
     ModelReply,
@@ -43,8 +48,10 @@ _FINISH: dict[str, StopReason] = {
 
 
 
-class OpenAIModel:
+class OpenAIModel(SdkModel):
     """One Chat Completions call per `complete`; SDK errors mapped to labcoat errors."""
+
+    sdk_error = openai.OpenAIError
 
     def __init__(
         self,
@@ -57,8 +64,7 @@ class OpenAIModel:
         max_tokens_param: str = "max_completion_tokens",
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
-        self.name = model
-        self._key = api_key
+        super().__init__(model, api_key)
         self.max_tokens_param = max_tokens_param
         """`max_tokens` for compatible servers that predate `max_completion_tokens`."""
         self.client = client or sdk_client(
@@ -67,18 +73,10 @@ class OpenAIModel:
         )
         self.where = f"openai ({self.client.base_url})"
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        settings: ModelSettings | None = None,
-    ) -> ModelReply:
-        request = self.build_request(messages, tools, settings or ModelSettings())
-        try:
-            response = await self.client.chat.completions.create(**request)
-        except openai.OpenAIError as err:
-            raise mapped_error(err, self.where, self._key) from None
+    async def send(self, request: dict[str, Any]) -> Any:
+        return await self.client.chat.completions.create(**request)
+
+    def parse(self, response: object) -> ModelReply:
         return parse_response(response, self.where)
 
     def build_request(
@@ -118,7 +116,7 @@ def convert_message(m: Message) -> dict[str, Any]:
     return {"role": "assistant", "content": m.content or None, "tool_calls": calls}
 
 
-def parse_response(response: Any, where: str) -> ModelReply:
+def parse_response(response: object, where: str) -> ModelReply:
     """SDK `ChatCompletion` to `ModelReply`; a 200 that is not a completion is classified."""
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
@@ -136,7 +134,7 @@ def parse_response(response: Any, where: str) -> ModelReply:
     )
 
 
-def _not_a_completion(response: Any, where: str) -> Exception:
+def _not_a_completion(response: object, where: str) -> Exception:
     """A 200 carrying `{"error": ...}` (or an HTML page): fatal kinds mapped, the rest retried."""
     extra = getattr(response, "model_extra", None) or {}
     body = {"error": extra["error"]} if "error" in extra else response
@@ -156,7 +154,10 @@ def _stop_reason(finish: str, has_calls: bool, refusal: str | None) -> StopReaso
     return _FINISH.get(finish, "other")
 
 
-def _tool_call(call: Any) -> ToolCall:
+def _tool_call(call: ChatCompletionMessageToolCallUnion) -> ToolCall:
+    if not isinstance(call, ChatCompletionMessageFunctionToolCall):
+        return ToolCall(id=call.id or "", name=getattr(call, "type", "") or "custom",
+                        arguments=None, raw_arguments="")
     raw = call.function.arguments or ""
     try:
         parsed = json.loads(raw) if raw.strip() else {}
@@ -167,7 +168,7 @@ def _tool_call(call: Any) -> ToolCall:
                     raw_arguments=raw)
 
 
-def _usage(usage: Any) -> Usage:
+def _usage(usage: CompletionUsage | None) -> Usage:
     if usage is None:
         return Usage()
     details = getattr(usage, "prompt_tokens_details", None)

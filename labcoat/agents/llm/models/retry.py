@@ -24,6 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from labcoat.errors import (
@@ -61,7 +62,7 @@ def is_context_overflow(text: str) -> bool:
     return bool(_OVERFLOW.search(text))
 
 
-async def no_retry_hook(response: Any) -> None:
+async def no_retry_hook(response: httpx.Response) -> None:
     """httpx response hook: tell the SDK not to retry an exhausted quota or a context overflow."""
     if response.status_code < 400:
         return

@@ -49,7 +49,7 @@ class ManagedModel:
 
     def __init__(
         self,
-        api: Any,
+        api: Model,
         *,
         emit: Emit | None = None,
         budget: Budget | None = None,
