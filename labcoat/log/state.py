@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from labcoat.experiment.metric import beats
 from labcoat.log import events as ev
+from labcoat.log.cost import NO_SPEND, Cost, spend_delta
 
 RunStatus = Literal["new", "running", "paused", "finished", "failed"]
 SubtaskStatus = Literal["planned", "running", "finished", "failed"]
@@ -40,6 +41,8 @@ class Grade:
     metrics: dict[str, float]
     ok: bool
     error: str | None
+    iteration: int = 0
+    """The iteration whose step graded it (a critic's re-grades belong to the critic's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class SubtaskState:
     """By seed."""
     verdict: str | None = None
     """The latest critique verdict on this subtask's result (it was the target)."""
+    verdicts: tuple[tuple[int, str], ...] = ()
+    """Every verdict on this result with the iteration of the critique, oldest first."""
     critique: dict[str, Any] | None = None
     """This subtask's own critique of another (for reviewing roles)."""
 
@@ -84,56 +89,6 @@ class SubtaskState:
         if grade is None or not grade.ok or grade.metric is None or math.isnan(grade.metric):
             return None
         return grade.metric
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """Model calls and what they cost. `usd` sums known prices only; see `unknown_cost_calls`."""
-
-    calls: int = 0
-    usd: float = 0.0
-    unknown_cost_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-
-    @property
-    def tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens
-                + self.cache_read_tokens + self.cache_write_tokens)
-
-    def add(self, call: ev.LlmCall) -> Spend:
-        return self.plus(spend_delta(call))
-
-    def plus(self, d: tuple[float, int, int, int, int, int]) -> Spend:
-        """Add one call's (usd, unknown, input, output, cache_read, cache_write)."""
-        return Spend(self.calls + 1, self.usd + d[0], self.unknown_cost_calls + d[1],
-                     self.input_tokens + d[2], self.output_tokens + d[3],
-                     self.cache_read_tokens + d[4], self.cache_write_tokens + d[5])
-
-
-def spend_delta(call: ev.LlmCall) -> tuple[float, int, int, int, int, int]:
-    """What one call adds to a `Spend`, computed once per call (the fold's hot path)."""
-    u = call.usage
-    return (call.cost_usd or 0.0, call.cost_usd is None, u.get("input_tokens", 0),
-            u.get("output_tokens", 0), u.get("cache_read_tokens", 0),
-            u.get("cache_write_tokens", 0))
-
-
-_NO_SPEND = Spend()
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """Spend in total, per role and per iteration. `RunState.copy` copies the dicts."""
-
-    total: Spend = Spend()
-    by_role: dict[str, Spend] = field(default_factory=dict)
-    by_iteration: dict[int, Spend] = field(default_factory=dict)
-
-    def copy(self) -> Cost:
-        return Cost(self.total, dict(self.by_role), dict(self.by_iteration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +205,15 @@ class RunState:
                        cost=self.cost.copy(),
                        execs_by_subtask=dict(self.execs_by_subtask))
 
+    def as_of(self, iteration: int) -> RunState:
+        """The run as it stood for iterations up to `iteration`: later subtasks, and verdicts
+        and grades that later iterations' critics added, are left out. Decisions that must not
+        depend on timing (plans, reviews, closing an iteration) are made on such a view."""
+        subtasks = {sid: _rewound(s, iteration) for sid, s in self.subtasks.items()
+                    if s.iteration <= iteration}
+        return replace(self.copy(), subtasks=subtasks, iteration=min(self.iteration, iteration),
+                       closed=[c for c in self.closed if c.iteration <= iteration])
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for `labcoat status --json`), with the derived values included."""
         data = asdict(self)
@@ -263,6 +227,16 @@ class RunState:
         )
         data["cost"]["total"]["tokens"] = self.cost.total.tokens
         return data
+
+
+def _rewound(s: SubtaskState, iteration: int) -> SubtaskState:
+    verdicts = tuple(v for v in s.verdicts if v[0] <= iteration)
+    if len(verdicts) == len(s.verdicts) and all(g.iteration <= iteration
+                                                 for g in s.grades.values()):
+        return s
+    grades = {seed: g for seed, g in s.grades.items() if g.iteration <= iteration}
+    return replace(s, verdicts=verdicts, verdict=verdicts[-1][1] if verdicts else None,
+                   grades=grades)
 
 
 # --- the step: each handler updates a private copy in place ---------------------------------
@@ -318,15 +292,21 @@ def _llm_call(s: RunState, e: ev.LlmCall) -> None:
     s.logged_llm_calls += 1
     cost, d = s.cost, spend_delta(e)
     s.cost = Cost(cost.total.plus(d), cost.by_role, cost.by_iteration)  # dicts: this state's own
-    cost.by_role[e.role] = cost.by_role.get(e.role, _NO_SPEND).plus(d)
-    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, _NO_SPEND).plus(d)
+    cost.by_role[e.role] = cost.by_role.get(e.role, NO_SPEND).plus(d)
+    cost.by_iteration[e.iteration] = cost.by_iteration.get(e.iteration, NO_SPEND).plus(d)
 
 
 def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
     _update(s, e.subtask_id, status="finished", commit=e.commit, tree=e.tree, summary=e.summary,
             changed=e.changed, artifacts=tuple(e.artifacts), critique=e.critique, error=None)
     if e.critique and e.critique.get("target") and e.critique.get("verdict"):
-        _update(s, str(e.critique["target"]), verdict=str(e.critique["verdict"]))
+        _judged(s, str(e.critique["target"]), str(e.critique["verdict"]), e.iteration)
+
+
+def _judged(s: RunState, target: str, verdict: str, iteration: int) -> None:
+    old = s.subtasks.get(target)
+    if old is not None:
+        _update(s, target, verdict=verdict, verdicts=(*old.verdicts, (iteration, verdict)))
 
 
 def _subtask_failed(s: RunState, e: ev.SubtaskFailed) -> None:
@@ -336,13 +316,13 @@ def _subtask_failed(s: RunState, e: ev.SubtaskFailed) -> None:
 def _graded(s: RunState, e: ev.Graded) -> None:
     old = s.subtasks.get(e.subtask_id)
     if old is not None:
-        grade = Grade(e.commit, e.seed, e.metric, dict(e.metrics), e.ok, e.error)
+        grade = Grade(e.commit, e.seed, e.metric, dict(e.metrics), e.ok, e.error, e.iteration)
         commit = e.commit if e.seed == old.seed else old.commit
         _update(s, e.subtask_id, grades={**old.grades, e.seed: grade}, commit=commit)
 
 
 def _critique(s: RunState, e: ev.CritiqueEvent) -> None:
-    _update(s, e.target, verdict=e.verdict)
+    _judged(s, e.target, e.verdict, e.iteration)
     _update(s, e.subtask_id, critique=e.model_dump(include={
         "target", "verdict", "reason", "metrics_by_seed", "mean", "std"}))
 
