@@ -52,12 +52,18 @@ async def run_role_guarded(role: Role, subtask: Subtask, ctx: RoleContext,
     except (Exception, SystemExit) as err:
         return _failed(name, f"raised {one_line(err)}{_where(err)}")
     if not finished:
-        return _failed(name, f"timed out: no result after {timeout_s:g} s (the subtask was "
-                             "cancelled)")
+        return timed_out(name, timeout_s or 0.0)
     if not isinstance(result, RoleResult):
         return _failed(name, f"returned the wrong type: expected RoleResult, got "
                              f"{type(result).__name__} ({result!r:.80})")
     return result
+
+
+def timed_out(name: str, timeout_s: float, *, blocked: bool = False) -> RoleResult:
+    """The failed result of a role past its time limit (`blocked`: its code never yielded)."""
+    how = ("its code was blocked and is abandoned" if blocked else "the subtask was cancelled")
+    return _failed(name, f"timed out: no result after {timeout_s:g} s ({how}); the role time "
+                         "limit is `role_timeout_s` in the run options")
 
 
 class RoleExited(Exception):
