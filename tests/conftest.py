@@ -2,6 +2,12 @@
 
 No real model request can happen by accident: provider keys are removed and the SDKs' base URLs
 point at a closed local port, so a stray call fails loudly with a connection error.
+
+Docker. A test that needs the engine carries the `docker` marker: set here for every test using
+the `docker_client` / `sandbox_image` fixtures (directly or through another fixture), written
+out where a test runs `labcoat run` in a subprocess. `pytest -m "not docker"` (`make test-fast`)
+then never contacts an engine, not even for the container leak check. When docker tests are
+selected and the engine is down, each of them fails at once with one message (never a skip).
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ import pytest
 
 _CLOSED_PORT_URL = "http://127.0.0.1:9/"
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin_pkg"
+DOCKER_FIXTURES = frozenset({"docker_client", "sandbox_image"})
 _EXISTING: set[str] = set()
 """labcoat containers that existed before this session (another session's are not ours)."""
+_ENGINE_DOWN: list[str] = []
+"""Why the engine is unreachable (empty when it answered, or when no docker test was selected)."""
 
 
 @pytest.fixture(autouse=True)
@@ -107,14 +116,44 @@ def _ours(container: object) -> bool:
     return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    with _engine() as client:
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)
+
+
+def _needs_docker(session: pytest.Session) -> bool:
+    return any(item.get_closest_marker("docker") for item in session.items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Only a session that selected docker tests contacts the engine (once, here)."""
+    if not _needs_docker(session):
+        return
+    try:
+        from labcoat.sandboxes.engine import connect
+
+        client = connect(timeout_s=10)
+    except Exception as err:
+        _ENGINE_DOWN.append(str(err))
+        return
+    try:
         _EXISTING.update(c.id for c in _labcoat_containers(client))  # type: ignore[attr-defined]
+    finally:
+        client.close()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A docker test with the engine down fails (loudly, at once), it is never skipped."""
+    if _ENGINE_DOWN and item.get_closest_marker("docker"):
+        pytest.fail(f"needs Docker: {_ENGINE_DOWN[0]}\n(`make test-fast` runs the tests that "
+                    "need no engine)", pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the suite when it left a container with a labcoat label behind."""
-    if os.environ.get("LABCOAT_SKIP_LEAK_CHECK"):
+    if os.environ.get("LABCOAT_SKIP_LEAK_CHECK") or _ENGINE_DOWN or not _needs_docker(session):
         return
     with _engine() as client:
         left = [c for c in _labcoat_containers(client) if _ours(c)]

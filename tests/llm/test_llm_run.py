@@ -66,6 +66,7 @@ class CheckedTeam(Team):
         client.close()
 
 
+@pytest.mark.docker
 def test_openai_shape_multi_iteration_run(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy", roles=["reproducer", "engineer", "critic"])
     team = CheckedTeam()
@@ -118,6 +119,7 @@ def test_openai_shape_multi_iteration_run(tmp_path: Path) -> None:
     assert CANARY not in proc.stdout + proc.stderr
 
 
+@pytest.mark.docker
 def test_anthropic_shape_run(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy")
     team = Team(shape="anthropic", usage=(1000, 200))
@@ -162,6 +164,7 @@ class StallingTeam(Team):
         return super().__call__(rec)
 
 
+@pytest.mark.docker
 def test_kill_9_then_resume_buys_no_logged_answer_again(tmp_path: Path) -> None:
     from tests.loop.test_resume import start
 
@@ -193,6 +196,7 @@ def test_kill_9_then_resume_buys_no_logged_answer_again(tmp_path: Path) -> None:
     assert [t.turn for t in team.of("engineer")].count(0) == 1, "turn 0 was replayed"
 
 
+@pytest.mark.docker
 def test_dollar_budget_pauses_with_exit_3_and_resume_finishes(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy")
     team = Team(usage=(200_000, 1_000))  # gpt-4.1-mini: $0.0816 per reply
@@ -228,6 +232,7 @@ def test_dollar_budget_pauses_with_exit_3_and_resume_finishes(tmp_path: Path) ->
                      "code": "insufficient_quota"}},
      3, "quota or credit exhausted"),
 ])
+@pytest.mark.docker
 def test_auth_and_quota_errors_pause_the_run(tmp_path: Path, status: int, body: dict,
                                              code: int, says: str) -> None:
     from tests.models.servers import Respond
@@ -269,6 +274,7 @@ DIGITS_OLD = 'DEFAULTS = {"model": "logistic", "C": 0.0001,'
 DIGITS_NEW = 'DEFAULTS = {"model": "svm", "C": 10.0,'
 
 
+@pytest.mark.docker
 def test_bundled_experiment_with_a_local_openai_compatible_server(tmp_path: Path) -> None:
     team = Team(edit=(DIGITS_OLD, DIGITS_NEW, "logistic regression -> an RBF SVM (C=10)"))
     with FakeOpenAI([team] * 100) as srv:

@@ -15,8 +15,9 @@ import pytest
 from labcoat.log import load_state
 from tests.loop.conftest import LABCOAT, make_experiment
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                                reason="needs root and util-linux unshare for a private tmpfs")
+pytestmark = [pytest.mark.docker,
+              pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                                 reason="needs root and util-linux unshare for a private tmpfs")]
 
 SIZES = [s for s in os.environ.get("LABCOAT_DISK_FULL_SIZES", "200k,250k,300k").split(",") if s]
 

@@ -37,6 +37,7 @@ print(json.dumps({"score": 1.0 if secret in leak else 0.5}))
 '''
 
 
+@pytest.mark.docker
 def test_workspace_cannot_read_or_overwrite_grader(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "cheat", search_space={}, roles=["reproducer"])
     (exp / "workspace" / "train.py").write_text(textwrap.dedent(CHEAT))
@@ -75,6 +76,7 @@ def test_bad_evaluate_output_is_a_grading_failure(stdout: str) -> None:
         parse_metrics(stdout)
 
 
+@pytest.mark.docker
 def test_unsafe_outputs_fail_that_grade_not_the_run(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "evil", search_space={}, roles=["reproducer"])
     (exp / "workspace" / "train.py").write_text(

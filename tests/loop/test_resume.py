@@ -129,6 +129,7 @@ def test_sigterm_pauses(tmp_path: Path, docker_client: Any) -> None:
     assert containers_of(docker_client, state.run_id) == []
 
 
+@pytest.mark.docker
 def test_second_writer_is_refused(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy")
     proc = start(tmp_path / "logs", "run", str(exp), "--runs-dir", str(tmp_path / "runs"))

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import git
+import pytest
 
 from labcoat.log import load_state, read_events
 from tests.loop.conftest import labcoat, make_experiment, run_dir_of
 
 
+@pytest.mark.docker
 def test_search_run_end_to_end(toy: Path, tmp_path: Path) -> None:
     proc = labcoat("run", str(toy), "--max-iterations", "2", "--parallel", "2", "--seed", "3",
                    "--runs-dir", str(tmp_path / "runs"))
@@ -39,6 +41,7 @@ def test_search_run_end_to_end(toy: Path, tmp_path: Path) -> None:
     assert "baseline" in proc.stderr and "report:" in proc.stderr
 
 
+@pytest.mark.docker
 def test_critic_reviews_leader_with_new_seeds(toy: Path, tmp_path: Path) -> None:
     proc = labcoat("run", str(toy), "--max-iterations", "1", "--parallel", "2",
                    "--runs-dir", str(tmp_path / "runs"))
@@ -63,6 +66,7 @@ def test_bad_spec_is_refused_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.docker
 def test_unknown_role_is_refused(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "roles", roles=["engineer", "enginer"])
     proc = labcoat("run", str(exp), "--runs-dir", str(tmp_path / "runs"))
@@ -70,6 +74,7 @@ def test_unknown_role_is_refused(tmp_path: Path) -> None:
     assert "enginer" in proc.stderr and "did you mean 'engineer'" in proc.stderr
 
 
+@pytest.mark.docker
 def test_resume_of_finished_run_changes_nothing(toy: Path, tmp_path: Path) -> None:
     proc = labcoat("run", str(toy), "--max-iterations", "1", "--parallel", "1",
                    "--runs-dir", str(tmp_path / "runs"))
@@ -80,6 +85,7 @@ def test_resume_of_finished_run_changes_nothing(toy: Path, tmp_path: Path) -> No
     assert (run_dir / "log.jsonl").read_bytes() == before
 
 
+@pytest.mark.docker
 def test_plugin_role_gets_a_subtask(toy: Path, tmp_path: Path, test_plugin: str) -> None:
     exp = make_experiment(tmp_path / "plug", roles=["reproducer", "engineer", "ablator"])
     listed = labcoat("roles", str(exp))
@@ -100,6 +106,7 @@ def test_plugin_role_gets_a_subtask(toy: Path, tmp_path: Path, test_plugin: str)
     assert ablated.metric is not None and abs(ablated.metric - 0.64) < 0.01  # x back to 0.1
 
 
+@pytest.mark.docker
 def test_time_limit_pauses_mid_iteration_and_resume_continues(toy: Path, tmp_path: Path) -> None:
     proc = labcoat("run", str(toy), "--max-iterations", "3", "--time-limit", "2",
                    "--patience", "0", "--runs-dir", str(tmp_path / "runs"))

@@ -25,7 +25,7 @@ from labcoat.sandboxes.cleanup import cleanup_command
 
 from .conftest import new_run_id
 
-pytestmark = pytest.mark.docker
+# Docker tests are marked by their fixtures (tests/conftest.py); the engine-down test needs none.
 
 
 @pytest.fixture(scope="module")
