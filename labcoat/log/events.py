@@ -13,7 +13,9 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
     v1  labcoat 0.1 (current): `parent` on every event; `returncode`.
         Optional v1 additions (a reader that predates them refuses nothing it wrote):
         `tool_call` (one tool call of an LLM role's loop) and `llm_error` (a model call that
-        failed with a labcoat error); the fold ignores both.
+        failed with a labcoat error); the fold ignores both. `tool_call.result`: what the
+        model was shown for the call (its end, capped at TAIL_CAP; None in older logs, which
+        kept only the arguments, and for `submit`, which ends the loop).
 
 Older records are upgraded in memory by `upgrade` (the file is never rewritten); a record
 newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.
@@ -157,11 +159,19 @@ class ToolCallEvent(EventBase):
     arguments: str = ""
     """The raw JSON arguments, capped."""
     duration_s: float = 0.0
+    result: str | None = None
+    """The tool result the model was shown (an error message for a failed or rejected call),
+    its end kept; None when not recorded (logs before it was, and `submit`)."""
 
     @field_validator("arguments")
     @classmethod
     def _cap_arguments(cls, value: str) -> str:
         return text.head(value, CMD_CAP)
+
+    @field_validator("result")
+    @classmethod
+    def _cap_result(cls, value: str | None) -> str | None:
+        return None if value is None else text.tail(value, TAIL_CAP)
 
 
 class LlmError(EventBase):

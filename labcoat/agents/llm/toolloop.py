@@ -175,20 +175,18 @@ class _Loop:
         try:
             tool, args = self._validate(call)
         except _BadCall as bad:
-            self._record(call, started, f"rejected: {bad}")
+            shown = self._record(call, started, f"rejected: {bad}", f"error: {bad}")
             self._bad(f"{call.name!r}: {bad}")
-            return Message.tool(call.id, f"error: {bad}", is_error=True)
+            return shown
         self.bad_streak = 0
         try:
             output = await tool.run(args, self.env)
         except ToolError as err:
-            self._record(call, started, str(err))
-            return Message.tool(call.id, f"error: {err}", is_error=True)
+            return self._record(call, started, str(err), f"error: {err}")
         except Submitted:
-            self._record(call, started, None)
+            self._record(call, started, None, None)
             raise
-        self._record(call, started, None)
-        return Message.tool(call.id, output)
+        return self._record(call, started, None, output)
 
     def _validate(self, call: ToolCall) -> tuple[Tool, BaseModel]:
         tool = self.tools.get(call.name)
@@ -204,12 +202,16 @@ class _Loop:
                                  for e in err.errors())
             raise _BadCall(f"invalid arguments for {call.name}: {problems}") from None
 
-    def _record(self, call: ToolCall, started: float, error: str | None) -> None:
-        if self.emit is None:
-            return
-        self.emit("tool_call", {"tool": call.name, "call_id": call.id, "ok": error is None,
-                                "error": error, "arguments": middle(call.raw_arguments, 2000),
-                                "duration_s": round(time.monotonic() - started, 3)})
+    def _record(self, call: ToolCall, started: float, error: str | None,
+                result: str | None) -> Message:
+        """Log the call with the `result` the model is shown (None: `submit` ended the loop),
+        and return that result as the tool message."""
+        if self.emit is not None:
+            self.emit("tool_call", {
+                "tool": call.name, "call_id": call.id, "ok": error is None, "error": error,
+                "arguments": middle(call.raw_arguments, 2000), "result": result,
+                "duration_s": round(time.monotonic() - started, 3)})
+        return Message.tool(call.id, result or "", is_error=error is not None)
 
     def _outcome(self, status: Literal["submitted", "limits", "failed"], *, summary: str = "",
                  reason: str = "") -> LoopOutcome:
