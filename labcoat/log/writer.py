@@ -12,10 +12,12 @@ Writing (the run loop)::
 `RunLocked` at once), reads and verifies the whole log, repairs a torn tail (below), and
 folds the state. `append(type_, /, *, iteration=None, parent=None, **fields)` fills the
 envelope (`v`, `seq`, `id`, `run_id`, `ts`; `iteration` defaults to `state.iteration`),
-validates the fields with the event model (pydantic models in field values are dumped),
+validates the fields with the event model (pydantic models in field values are dumped; an
+unknown type or fields that do not fit raise `BadEvent`, a ValueError that says which),
 writes the line with one `os.write` on an `O_APPEND` descriptor and updates `state` with
 `reduce`. It is thread-safe. Host secrets (env vars named like *_API_KEY, *TOKEN*,
-*SECRET*, *PASSWORD*) are replaced by `[REDACTED]` before anything is written.
+*SECRET*, *PASSWORD*), and any run of 12+ of their characters in any case, are replaced by
+`[REDACTED]` before anything is written (`labcoat.text.redact`, shared with the model layer).
 
 Durability. Types in `events.COMMITTING` (everything that records work or a decision) are
 fsynced before `append` returns. `sandbox_exec` (chatty) is fsynced by a timer within
@@ -62,7 +64,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from labcoat.errors import (
     RunLocked,
@@ -73,8 +75,9 @@ from labcoat.log import events as ev
 from labcoat.log.lines import Chain, TornTail, scan, seal
 from labcoat.log.reader import LOG_NAME, log_path
 from labcoat.log.state import RunState, fold, reduce
+from labcoat.text import redact
 
-__all__ = ["LOCK_NAME", "FileOps", "Journal", "emitter"]
+__all__ = ["LOCK_NAME", "BadEvent", "FileOps", "Journal", "emitter"]
 
 LOCK_NAME = "log.lock"
 FLUSH_S = 1.0
@@ -85,6 +88,26 @@ _SECRET_NAME = re.compile(r"API_KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 
 
 # --- writing ---------------------------------------------------------------------------------
+
+class BadEvent(ValueError):
+    """An append the event models refuse: an unknown type, or fields that do not fit it.
+    The message says which, in plain words (the caller may be a plugin's `ctx.emit`)."""
+
+
+def _check_type(type_: str) -> None:
+    if type_ not in ev.EVENT_BY_TYPE:
+        raise BadEvent(f"unknown event type {type_!r}; the log knows these types: "
+                       f"{', '.join(sorted(ev.EVENT_BY_TYPE))}")
+
+
+def _bad_fields(type_: str, err: ValidationError) -> BadEvent:
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        loc = loc[1:] if loc[:1] == [type_] else loc  # the union's tag comes first
+        problems.append(f"{'.'.join(loc) or 'fields'}: {e['msg']}")
+    return BadEvent(f"invalid {type_!r} event: {'; '.join(problems)}")
+
 
 class FileOps:
     """The two system calls appends go through. Tests subclass it to inject failures."""
@@ -136,9 +159,9 @@ def _repair(path: Path, torn: TornTail) -> Path:
 
 
 def _host_secrets() -> list[str]:
-    """JSON-escaped values of secret-looking environment variables (8+ characters)."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
-    return sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True)
+    """JSON-escaped values of secret-looking environment variables (what a log line holds)."""
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k)}
+    return sorted(json.dumps(v)[1:-1] for v in values)
 
 
 def _plain(value: object) -> object:
@@ -252,6 +275,7 @@ class Journal:
         clash = _ENVELOPE & fields.keys()
         if clash:
             raise TypeError(f"append() sets {sorted(clash)} itself; do not pass them")
+        _check_type(type_)
         record = {
             "v": ev.SCHEMA_VERSION, "seq": self._chain.seq, "type": type_,
             "id": uuid.uuid4().hex, "run_id": self.run_id,
@@ -259,7 +283,10 @@ class Journal:
             "ts": time.time(), "parent": parent,
             **{k: _plain(v) for k, v in fields.items()},
         }
-        event = ev.event_adapter().validate_python(record)
+        try:
+            event = ev.event_adapter().validate_python(record)
+        except ValidationError as err:
+            raise _bad_fields(type_, err) from None
         body = event.model_dump_json()
         redacted = self._redact(body)
         if redacted != body:
@@ -268,10 +295,7 @@ class Journal:
         return event, line, digest
 
     def _redact(self, body: str) -> str:
-        for secret in self._secrets:
-            if secret in body:
-                body = body.replace(secret, "[REDACTED]")
-        return body
+        return redact(body, self._secrets)
 
     def _write(self, line: bytes) -> None:
         assert self._fd is not None

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from labcoat.errors import RunLogError, RunLogWriteError
 from labcoat.log import FileOps, Journal, load_state, read_events, read_log
 from labcoat.log import events as ev
 from labcoat.log.state import RunState, fold, reduce
+from labcoat.log.writer import BadEvent
 
 from .helpers import make_run, start
 
@@ -51,9 +51,10 @@ def test_reduce_is_pure_and_matches_fold(tmp_path: Path) -> None:
 
 def test_append_validates(tmp_path: Path) -> None:
     with Journal.open(tmp_path / "run", "r1", create=True) as journal:
-        with pytest.raises(ValidationError):
+        with pytest.raises(BadEvent, match=r"unknown event type 'no_such_event'; the log knows "
+                           r"these types: .*run_paused"):
             journal.append("no_such_event", reason="x")
-        with pytest.raises(ValidationError):
+        with pytest.raises(BadEvent, match=r"invalid 'graded' event: seed: Field required"):
             journal.append("graded", subtask_id="s", commit="c")  # seed missing
         with pytest.raises(TypeError, match="seq"):
             journal.append("run_paused", reason="x", seq=4)
@@ -135,6 +136,23 @@ def test_host_secrets_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = (tmp_path / "run" / "log.jsonl").read_text()
     assert "very-secret" not in text and "[REDACTED]" in text
     assert read_log(tmp_path / "run").events[0] == event
+
+
+@pytest.mark.parametrize("shape", [str.upper, lambda k: k[:-1], lambda k: k[3:20].swapcase()],
+                         ids=["upper", "last-cut", "fragment"])
+def test_echoed_fragments_of_host_secrets_never_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: object) -> None:
+    key = "sk-proj-Zq81xWc4Rv7Tn2Lm9Pk3Hs6Jd5"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    echoed = shape(key)  # type: ignore[operator]
+    with Journal.open(tmp_path / "run", "r1", create=True) as journal:
+        journal.append("llm_error", role="engineer", model="openai:gpt-4o",
+                       request_hash="h", error="ModelAuthError",
+                       message=f"Incorrect API key provided: {echoed}.")
+    text = (tmp_path / "run" / "log.jsonl").read_text().lower()
+    assert "[redacted]" in text
+    assert not any(key.lower()[i:i + 12] in text for i in range(len(key) - 11)), text
+    read_log(tmp_path / "run")  # still a valid, checksummed log
 
 
 def test_nan_metric_round_trips(tmp_path: Path) -> None:

@@ -174,6 +174,19 @@ def test_auth_failure_stops_after_one_request_without_the_key(shape: str, status
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("echo", [str.upper, lambda k: k[:-1], lambda k: k[2:16].lower()],
+                         ids=["upper", "last-cut", "fragment"])
+def test_a_key_echoed_in_another_shape_is_redacted_too(shape: str, echo: object) -> None:
+    echoed = f"Incorrect API key provided: {echo(CANARY)}."  # type: ignore[operator]
+    events, emit = events_sink()
+    _, info = fails(shape, [error(shape, 401, echoed, "authentication_error")], ModelAuthError,
+                    emit=emit)
+    shown = (str(info.value) + repr(events)).lower()
+    assert "[redacted]" in shown
+    assert not any(CANARY.lower()[i:i + 12] in shown for i in range(len(CANARY) - 11)), shown
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 def test_exhausted_quota_429_is_not_retried(shape: str) -> None:
     message = "You exceeded your current quota, please check your plan and billing details."
     quota = error(shape, 429, message, "insufficient_quota", headers=NOW)

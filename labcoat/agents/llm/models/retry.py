@@ -14,14 +14,15 @@ Who retries what (exactly one layer per failure):
 
 `map_api_error` turns what is left into `ModelAuthError`, `ModelQuotaError`,
 `ContextOverflowError`, `ModelUnavailable` or `ModelError`, with a message that names the
-provider, the URL and the fix, and never contains the API key.
+provider, the URL and the fix, and never contains the API key, nor any run of 12+ of its
+characters in any case (`redact`, the same function the log writer uses).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -34,6 +35,7 @@ from labcoat.errors import (
     ModelQuotaError,
     ModelUnavailable,
 )
+from labcoat.text import redact as redact  # the one redaction, shared with the log writer
 
 T = TypeVar("T")
 
@@ -70,14 +72,6 @@ async def no_retry_hook(response: httpx.Response) -> None:
     text = response.text[:20_000]
     if is_quota_exhausted(text) or is_context_overflow(text):
         response.headers["x-should-retry"] = "false"
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every non-trivial secret in `text` with `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "***")
-    return text
 
 
 def summarize_body(body: object, limit: int = 300) -> str:
