@@ -133,6 +133,50 @@ def report(run_dir: RunDir) -> None:
 
 @app.command()
 @friendly
+def view(
+    target: Annotated[Path, typer.Argument(
+        help="A runs folder, or one run directory.", metavar="[RUNS_DIR|RUN_DIR]")] = Path("runs"),
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; any but 127.0.0.1 lets others read the runs.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 for any free one.")] = 8000,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    export: Annotated[Path | None, typer.Option(
+        help="Write a static site of RUN_DIR to DIR instead (opens from disk).", metavar="DIR")
+    ] = None,
+) -> None:
+    """Live web viewer of runs (127.0.0.1 by default), or a static site with --export DIR."""
+    if export is not None:
+        from labcoat.views.web.export import export_site
+
+        typer.echo(export_site(target, export))
+        return
+    from labcoat.views.web.serve import serve
+
+    sys.exit(serve(target, host=host, port=port, open_browser=open_browser))
+
+
+@app.command("export")
+@friendly
+def export_run(
+    run_dir: RunDir,
+    mlflow: Annotated[bool, typer.Option(
+        "--mlflow", help="Log the run and its graded subtasks to MLflow.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow tracking URI (default: ./mlruns).", metavar="URI")] = None,
+) -> None:
+    """Export a run to another tool: --mlflow (needs pip install 'labcoat[mlflow]')."""
+    from labcoat.errors import ConfigError
+
+    if not mlflow:
+        raise ConfigError("say where to export the run: labcoat export RUN_DIR --mlflow")
+    from labcoat.views.mlflow_export import export_mlflow
+
+    typer.echo(export_mlflow(run_dir, tracking_uri=tracking_uri))
+
+
+@app.command()
+@friendly
 def roles(
     experiment_dir: Annotated[Path | None, typer.Argument(
         help="Also list the role files in this experiment's roles/ folder.")] = None,
