@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh machine: .venv with labcoat[dev], a Docker engine, the sandbox image.
+# Idempotent set-up for a fresh machine: .venv with labcoat[dev], Debian's chromium (browser tests),
+# a Docker engine, the sandbox image.
 # Safe to run again: each step checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,19 +25,30 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
     echo "$want" > "$stamp"
 fi
 
-if [ "${1:-}" = "--python-only" ]; then
-    exit 0  # `make test-fast`: no Docker engine is started or waited for
-fi
-
-# 2. Docker engine --------------------------------------------------------------------------
-engine_up() { timeout 10 docker info >/dev/null 2>&1; }
-
 apt_install() {
     if [ ! -f "$STATE/apt-updated" ]; then
         apt-get update -qq && touch "$STATE/apt-updated"
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# The viewer's browser tests drive Debian's chromium through Playwright (which cannot download
+# a browser of its own here). Both `make test` and `make test-fast` need it.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium (the viewer's browser tests)"
+        apt_install chromium
+    else
+        say "no /usr/bin/chromium: the browser tests will fail; install Debian's chromium package"
+    fi
+fi
+
+if [ "${1:-}" = "--python-only" ]; then
+    exit 0  # `make test-fast`: no Docker engine is started or waited for
+fi
+
+# 2. Docker engine --------------------------------------------------------------------------
+engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 
 if ! engine_up; then
     if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
