@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from labcoat.errors import LabcoatError
+from labcoat.text import inert
 
 app = typer.Typer(
     name="labcoat",
@@ -28,14 +29,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn a LabcoatError into one line on stderr and its exit code: no traceback."""
+    """Turn a LabcoatError into one message on stderr (inert: it may quote agent output) and
+    its exit code: no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except LabcoatError as err:
-            typer.echo(f"labcoat: error: {err}", err=True)
+            typer.echo(f"labcoat: error: {inert(str(err))}", err=True)
             raise typer.Exit(err.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

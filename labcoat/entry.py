@@ -4,10 +4,14 @@
 most; parsing arguments with typer costs more than their work, so plain invocations of those two
 are served directly. Everything else, including `--help` and any typo, goes through
 `labcoat.cli`.
+
+A reader that goes away early (`labcoat log RUN | head -1`) ends the command quietly with exit
+code 1, as click does for the other verbs: no traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,20 +26,37 @@ def fast_path(argv: list[str]) -> int | None:
     if run_dir.startswith("-") or not set(flags) <= FAST_VERBS[argv[0]] or len(flags) > 1:
         return None
     from labcoat.errors import LabcoatError
+    from labcoat.text import inert
 
     try:
-        if argv[0] == "status":
-            from labcoat.views.status import print_status
-
-            print_status(Path(run_dir), as_json=bool(flags))
-        else:
-            from labcoat.views.timeline import print_timeline
-
-            print_timeline(Path(run_dir), follow=bool(flags))
+        _serve(argv[0], Path(run_dir), bool(flags))
     except LabcoatError as err:
-        print(f"labcoat: error: {err}", file=sys.stderr)
+        print(f"labcoat: error: {inert(str(err))}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        return reader_gone()
     return 0
+
+
+def _serve(verb: str, run_dir: Path, flag: bool) -> None:
+    if verb == "status":
+        from labcoat.views.status import print_status
+
+        print_status(run_dir, as_json=flag)
+    else:
+        from labcoat.views.timeline import print_timeline
+
+        print_timeline(run_dir, follow=flag)
+    sys.stdout.flush()  # inside the caller's `try`: a closed pipe shows here, not at exit
+
+
+def reader_gone() -> int:
+    """stdout's reader closed the pipe: send what is still buffered nowhere (so the exit flush
+    raises nothing) and end with 1, click's code for the same case."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ def test_anything_unusual_goes_to_typer(argv: list[str]) -> None:
 
 
 def test_fast_status_reports_a_missing_run_clearly(tmp_path: object, capsys: object) -> None:
-    assert fast_path(["status", "/nonexistent/run"]) == 1
+    assert fast_path(["status", "/nonexistent/run"]) == 2  # bad input, as for `resume`
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert "no such log" in err and "Traceback" not in err
+    assert "is not a run directory" in err and "Traceback" not in err
 
 
 def test_status_and_log_load_no_cli_framework_nor_heavy_libraries() -> None:

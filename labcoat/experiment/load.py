@@ -16,6 +16,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from labcoat.experiment.spec import (
     MetricSpec,
     ResourcesSpec,
 )
-from labcoat.experiment.yamllines import Lines, Loc, parse_mapping
+from labcoat.experiment.yamllines import Lines, Loc, parse_mapping, read_source
 from labcoat.treehash import tree_digest
 
 SPEC_FILE = "experiment.yaml"
@@ -97,8 +99,10 @@ def load_experiment(path: Path) -> Experiment:
     """
     spec_path = _find_spec_file(Path(path))
     where = str(spec_path)
-    data, lines, problems = parse_mapping(spec_path.read_text(encoding="utf-8"), where,
-                                          expect=_EXPECTED_KEYS)
+    text, unreadable = read_source(spec_path)
+    if text is None:
+        raise SpecError(problem_list(where, "experiment spec", [str(unreadable)]))
+    data, lines, problems = parse_mapping(text, where, expect=_EXPECTED_KEYS)
     spec = None
     if data is not None:
         try:
@@ -141,11 +145,51 @@ def _find_spec_file(path: Path) -> Path:
 
 
 def _folder_problems(folder: Path) -> list[str]:
-    workspace = folder / "workspace"
-    if workspace.is_dir():
-        return []
-    return [f"{workspace}: missing workspace/ folder; fix: create it and put the starting code "
-            "in it (it becomes the run's git workspace)"]
+    workspace, grader = folder / "workspace", folder / "grader"
+    problems = [] if workspace.is_dir() else [
+        f"{workspace}: {'not a folder' if workspace.exists() else 'missing workspace/ folder'}; "
+        "fix: create it and put the starting code in it (it becomes the run's git workspace)"]
+    if grader.exists() and not grader.is_dir():
+        problems.append(f"{grader}: not a folder, so no grade could ever see it; fix: make "
+                        "grader/ a folder holding the evaluate script and held-out data")
+    for tree in (workspace, grader):
+        problems += _tree_problems(tree) if tree.is_dir() else []
+    return problems
+
+
+_NOT_COPIED = frozenset({".git", "__pycache__"})
+"""Folders a run's workspace never takes (`Workspace.create` and the hash leave them out)."""
+_MAX_NAMED = 3
+"""Bad entries named per folder (the count says how many more)."""
+
+
+def _tree_problems(root: Path) -> list[str]:
+    """Entries a run could not copy, hash or log: names that are not UTF-8 (the log is JSON),
+    and FIFOs, sockets or devices (reading one blocks or never ends)."""
+    bad: list[str] = []
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _NOT_COPIED]
+        for name in [*dirs, *files]:
+            why = _entry_problem(os.path.join(top, name), name)
+            if why:
+                rel = os.fsencode(os.path.relpath(os.path.join(top, name), root))
+                bad.append(f"{root}/{rel.decode('utf-8', 'backslashreplace')}: {why}")
+    more = [f"{root}: and {len(bad) - _MAX_NAMED} more like these"] * (len(bad) > _MAX_NAMED)
+    return bad[:_MAX_NAMED] + more
+
+
+def _entry_problem(path: str, name: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not UTF-8; fix: rename it (e.g. `mv` it to an ASCII name)"
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as err:
+        return f"cannot be read ({err.strerror}); fix: check its permissions"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return ""
+    return "not a file, folder or link (a FIFO, socket or device); fix: remove it"
 
 
 # --- how to fix each kind of problem ----------------------------------------------------------
@@ -159,6 +203,10 @@ _FIELD_HINTS = {
     "metric": "add `metric: {name: accuracy, direction: maximize}`",
     "metric.direction": "write `direction: maximize` or `direction: minimize`",
     "resources.network": "write `network: none` (default) or `network: bridge`",
+    "resources.cpus": "give cores as a number, e.g. `cpus: 2` or `cpus: 0.5`",
+    "resources.pids": "give a number of processes, e.g. `pids: 512` (Linux allows up to 2**22)",
+    "resources.timeout_s": "give seconds, e.g. `timeout_s: 3600` (at most 30 days)",
+    "resources.gpus": "give a number of GPUs, e.g. `gpus: 1` (0 for none)",
     "search_space.*.type": f"write `type:` as one of {', '.join(PARAM_TYPES)}",
     "search_space.*.choices": "list at least one value, e.g. `choices: [a, b]`",
 }

@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from labcoat.errors import SpecError
 from labcoat.experiment.fields import ModelSpec, RoleName
 from labcoat.experiment.messages import describe_all, problem_list
-from labcoat.experiment.yamllines import Lines, Loc, parse_mapping
+from labcoat.experiment.yamllines import Lines, Loc, parse_mapping, read_source
 
 FENCE = "---"
 _SHAPE = ("start the file with a front matter block:\n      ---\n      name: my-role\n"
@@ -88,7 +88,11 @@ def read_role_file(path: Path) -> RoleFile:
 
 
 def _parse(path: Path, problems: list[str]) -> RoleFile | None:
-    parts = split_front_matter(path.read_text(encoding="utf-8"))
+    text, unreadable = read_source(path)
+    if text is None:
+        problems.append(str(unreadable))
+        return None
+    parts = split_front_matter(text)
     if parts is None:
         problems.append(f"{path}:1: no front matter; fix: {_SHAPE}")
         return None

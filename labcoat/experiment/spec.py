@@ -22,6 +22,11 @@ from labcoat.experiment.fields import (
     env_name_clashes,
 )
 
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+"""Past this a timeout means "never": refused, as timers and the engine cannot hold it."""
+MAX_PIDS = 1 << 22
+"""Linux's largest pid_max: a pids limit above it is not a limit the kernel takes."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -44,14 +49,15 @@ class ResourcesSpec(_Strict):
     """CPU quota in cores; fractions allowed."""
     memory: MemoryMB = 1024
     """Memory limit, e.g. `512m` or `2g` (a bare number means MB); held here in MB. Default 1g."""
-    gpus: int = Field(0, ge=0)
+    gpus: int = Field(0, ge=0, le=64)
     """GPUs per sandbox."""
-    timeout_s: float = Field(600.0, gt=0)
-    """Wall-clock limit of one command (`setup`, `run`, `evaluate`); the process tree is killed."""
+    timeout_s: float = Field(600.0, gt=0, le=MAX_TIMEOUT_S)
+    """Wall-clock limit of one command (`setup`, `run`, `evaluate`); the process tree is killed.
+    At most 30 days."""
     network: Literal["none", "bridge"] = "none"
     """`bridge` only when the experiment needs the network (downloads)."""
-    pids: int = Field(256, ge=16)
-    """Maximum processes and threads in one sandbox."""
+    pids: int = Field(256, ge=16, le=MAX_PIDS)
+    """Maximum processes and threads in one sandbox (at most Linux's own ceiling, 2**22)."""
 
     @property
     def memory_mb(self) -> int:

@@ -65,6 +65,7 @@ from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from labcoat.errors import (
     RunLocked,
@@ -107,6 +108,29 @@ def _bad_fields(type_: str, err: ValidationError) -> BadEvent:
         loc = loc[1:] if loc[:1] == [type_] else loc  # the union's tag comes first
         problems.append(f"{'.'.join(loc) or 'fields'}: {e['msg']}")
     return BadEvent(f"invalid {type_!r} event: {'; '.join(problems)}")
+
+
+def _validated(type_: str, record: dict[str, Any]) -> tuple[ev.EventBase, str]:
+    """The event and its JSON. Text holding lone surrogates (bytes that were not UTF-8, or a
+    model's "\\udcff") cannot be written as UTF-8: it is kept with those as visible escapes."""
+    try:
+        event = ev.event_adapter().validate_python(record)
+        return event, event.model_dump_json()
+    except ValidationError as err:
+        raise _bad_fields(type_, err) from None
+    except PydanticSerializationError:
+        event = ev.event_adapter().validate_python(_escaped_surrogates(record))
+        return event, event.model_dump_json()
+
+
+def _escaped_surrogates(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped_surrogates(k): _escaped_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped_surrogates(v) for v in value]
+    return value
 
 
 class FileOps:
@@ -283,11 +307,7 @@ class Journal:
             "ts": time.time(), "parent": parent,
             **{k: _plain(v) for k, v in fields.items()},
         }
-        try:
-            event = ev.event_adapter().validate_python(record)
-        except ValidationError as err:
-            raise _bad_fields(type_, err) from None
-        body = event.model_dump_json()
+        event, body = _validated(type_, record)
         redacted = self._redact(body)
         if redacted != body:
             body, event = redacted, ev.event_adapter().validate_json(redacted)

@@ -162,7 +162,7 @@ def read_params(work: Path) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(path.read_text())
-    except ValueError:
+    except (ValueError, RecursionError):  # an agent wrote it: not JSON, or nested 10**5 deep
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -13,6 +13,7 @@ import json
 from labcoat.agents.role import Subtask
 from labcoat.orchestrator.grading import GradeOutcome
 from labcoat.orchestrator.lab import Lab, retrying
+from labcoat.text import inert
 from labcoat.workspace import subtask_branch
 
 
@@ -70,6 +71,9 @@ def commit_result(lab: Lab, sub: Subtask, tree: str, summary: str,
     message = (f"{sub.id} {sub.role}: {score}\n\n{summary or sub.instructions}\n\n"
                f"labcoat-run: {lab.run_id}\nlabcoat-subtask: {sub.id}\n"
                f"labcoat-role: {sub.role}\nlabcoat-seed: {sub.seed}\n")
+    # The summary is the agent's words: `git log` prints messages raw (and a NUL would not
+    # even reach git as an argument), so they are stored inert.
+    message = inert(message)
     sha = lab.workspace.commit(tree, parent=sub.base_commit, message=message)
     lab.workspace.set_branch(subtask_branch(sub.id), sha)
     return sha

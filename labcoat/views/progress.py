@@ -9,6 +9,7 @@ import time
 from typing import Any, TextIO
 
 from labcoat.log import EventBase
+from labcoat.text import inert
 from labcoat.views.render import summary
 
 SHOWN = frozenset({
@@ -84,12 +85,15 @@ class Progress:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 2))
         total = f"/{self.max_iterations}" if self.max_iterations else ""
         best = (f"{self.best[1]:.4g} ({self.best[0]})" if self.best else "-")
-        table.add_row("iteration", f"{self.iteration}{total}", "elapsed", self._elapsed())
-        table.add_row("best " + self.metric, best, "done/failed", f"{self.done}/{self.failed}")
         running = ", ".join(f"{k} {v}" for k, v in sorted(self.running.items())) or "-"
-        table.add_row("running", running, "", "")
+        rows = [("iteration", f"{self.iteration}{total}", "elapsed", self._elapsed()),
+                ("best " + self.metric, best, "done/failed", f"{self.done}/{self.failed}"),
+                ("running", running, "", "")]
+        for row in rows:  # Text, not str: rich would read `[red]...` in a name as markup
+            table.add_row(*(Text(inert(cell)) for cell in row))
         return table

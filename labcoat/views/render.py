@@ -2,7 +2,8 @@
 
 `summary(event)` says what happened in a line (no time, no type); `timeline_line(event)` puts
 the time, sequence number, iteration and type in front of it. `labcoat log`, the live progress
-display and anything else that shows events to a person use these two.
+display and anything else that shows events to a person use these two. Both are inert: control
+characters from agent output (escape sequences, carriage returns) come out as visible escapes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from labcoat.log import EventBase
 from labcoat.log import events as ev
-from labcoat.text import first_line, num
+from labcoat.text import first_line, inert, num
 
 
 def short(commit: str | None) -> str:
@@ -32,9 +33,9 @@ def timeline_line(event: EventBase) -> str:
 
 
 def summary(event: EventBase) -> str:
-    """What `event` says, in one line."""
+    """What `event` says, in one line, safe to print (`inert`)."""
     render = _SUMMARIES.get(event.type)
-    return render(event) if render is not None else ""
+    return inert(render(event)) if render is not None else ""
 
 
 def _plan(e: ev.PlanProposed) -> str:

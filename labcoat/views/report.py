@@ -8,7 +8,8 @@ from pathlib import Path
 
 from labcoat.experiment import beats
 from labcoat.log import RunState, load_state
-from labcoat.text import num
+from labcoat.text import inert, num
+from labcoat.views.status import require_run
 from labcoat.workspace import Workspace
 
 PLOT_NAME = "metric.png"
@@ -17,10 +18,12 @@ PLOT_NAME = "metric.png"
 def write_report(run_dir: Path) -> Path:
     """Write `<run_dir>/report.md` (and the plot); return its path."""
     run_dir = Path(run_dir).resolve()
+    require_run(run_dir)
     state = load_state(run_dir)
     plot = plot_metric(state, run_dir / PLOT_NAME)
     diff = best_diff(run_dir, state)
-    text = render(state, diff=diff, plot=plot.name if plot else None)
+    # Summaries, errors and the diff are agent output: `cat report.md` must not run them.
+    text = inert(render(state, diff=diff, plot=plot.name if plot else None))
     path = run_dir / "report.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -12,13 +12,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labcoat.log import RunState, SubtaskState, TornTail, fold, read_log
-from labcoat.text import num
+from labcoat.errors import ConfigError
+from labcoat.log import RunState, SubtaskState, TornTail, fold, log_path, read_log
+from labcoat.text import inert, num
 from labcoat.views.render import short
+
+
+def require_run(run_dir: Path) -> Path:
+    """The log of `run_dir`; `ConfigError` (bad input, exit 2) when it is not a run directory.
+    Every verb that takes RUN_DIR (status, log, report, resume) says it the same way."""
+    path = log_path(run_dir)
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no log.jsonl); fix: pass the "
+                          "folder `labcoat run` printed, e.g. runs/<run-id>")
+    return path
 
 
 def print_status(run_dir: Path, as_json: bool = False) -> None:
     """Print a run's summary: text for people, or JSON (`as_json`) for programs."""
+    require_run(run_dir)
     contents = read_log(run_dir)
     state = fold(contents.events)
     if as_json:
@@ -27,8 +39,8 @@ def print_status(run_dir: Path, as_json: bool = False) -> None:
                 **state.to_dict()}
         print(json.dumps(_finite(data), indent=2, default=str))
     else:
-        print("\n".join(status_lines(state, contents.path, len(contents.events),
-                                     contents.torn)))
+        print(inert("\n".join(status_lines(state, contents.path, len(contents.events),
+                                           contents.torn))))
 
 
 def _torn_dict(torn: TornTail | None) -> dict[str, Any] | None:

@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from labcoat.log import LogReader, read_log
+from labcoat.log import LogReader
 from labcoat.views.render import timeline_line
+from labcoat.views.status import require_run
 
 POLL_S = 0.25
 TERMINAL = frozenset({"run_finished", "run_failed", "run_paused"})
@@ -20,9 +21,8 @@ TERMINAL = frozenset({"run_finished", "run_failed", "run_paused"})
 
 def print_timeline(run_dir: Path, follow: bool = False) -> None:
     """Print every event as one line; with `follow`, keep printing until the run stops."""
+    require_run(run_dir)
     reader = LogReader(run_dir)
-    if not reader.path.exists():
-        read_log(run_dir)  # raises the standard "no such log" error
     with contextlib.suppress(KeyboardInterrupt):
         _follow(reader, follow)
 

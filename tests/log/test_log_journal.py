@@ -194,3 +194,12 @@ def test_seeded_helpers_are_deterministic(tmp_path: Path) -> None:
     assert a.best is not None and (a.best.subtask, a.best.metric) == (b.best.subtask,
                                                                       b.best.metric)
     assert random.Random(3).random() == random.Random(3).random()
+
+
+def test_text_that_is_not_utf8_is_written_with_visible_escapes(tmp_path: Path) -> None:
+    bad = b"caf\xe9 \xff".decode("utf-8", "surrogateescape") + " \ud800"  # what a model can send
+    with Journal.open(tmp_path / "run", "r1", create=True) as journal:
+        event = journal.append("sandbox_exec", cmd=bad, returncode=0, duration_s=0.0,
+                               stdout_tail=bad)
+    assert event.stdout_tail == "caf\\udce9 \\udcff \\ud800"
+    assert read_log(tmp_path / "run").events == [event]
