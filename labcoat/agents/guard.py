@@ -4,12 +4,18 @@
 within `timeout_s`, or a return value that is not a `RoleResult` become a failed `RoleResult`
 naming the role and where it failed. Infrastructure and budget errors still propagate: they
 belong to the run, not to the role.
+
+A role that raised comes back as a `RoleCrashed`: its one-line error points at the deepest frame
+of the role's own package (not at a library it called), and it carries the full traceback,
+which the loop keeps in `artifacts/<subtask-id>/role-traceback.txt` (`TRACEBACK_FILE`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import sys
 import traceback
 from collections.abc import Awaitable, Coroutine
 from typing import Any
@@ -26,7 +32,14 @@ from labcoat.errors import (
 
 CANCEL_GRACE_S = 5.0
 """How long a timed-out role may take to unwind after it is cancelled."""
+TRACEBACK_FILE = "role-traceback.txt"
+"""Where in `artifacts/<subtask-id>/` the full traceback of a role that raised is kept."""
 
+
+class RoleCrashed(RoleResult):
+    """The failed result of a role that raised: `traceback` is the whole story."""
+
+    traceback: str = ""
 
 
 async def run_role_guarded(role: Role, subtask: Subtask, ctx: RoleContext,
@@ -45,12 +58,12 @@ async def run_role_guarded(role: Role, subtask: Subtask, ctx: RoleContext,
                                  "(fix: declare it `async def run(self, subtask, ctx)`)")
         finished, result = await _within(_no_exit(pending), timeout_s)
     except RoleExited as err:
-        return _failed(name, f"raised {err}{_where(err.__cause__ or err)}")
+        return _crashed(role, subtask, str(err), err.__cause__ or err)
     except (SandboxUnavailable, BudgetExhausted, ModelAuthError, ModelQuotaError,
             ModelUnavailable):
         raise  # infrastructure or budget, not the role's failure: the run retries or pauses
     except (Exception, SystemExit) as err:
-        return _failed(name, f"raised {one_line(err)}{_where(err)}")
+        return _crashed(role, subtask, one_line(err), err)
     if not finished:
         return timed_out(name, timeout_s or 0.0)
     if not isinstance(result, RoleResult):
@@ -98,6 +111,22 @@ def _failed(name: str, what: str) -> RoleResult:
     return RoleResult(ok=False, grade=False, changes=False, error=f"role {name} {what}")
 
 
-def _where(err: BaseException) -> str:
+def _crashed(role: Role, subtask: Subtask, what: str, err: BaseException) -> RoleCrashed:
+    name = getattr(role, "name", None) or type(role).__name__
     frames = traceback.extract_tb(err.__traceback__)
-    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    home = _home(role)
+    own = [f for f in frames if home and f.filename.startswith(home)] or frames
+    where = f"at {own[-1].filename}:{own[-1].lineno}; " if own else ""
+    error = (f"role {name} raised {what} ({where}full traceback in "
+             f"artifacts/{subtask.id}/{TRACEBACK_FILE})")
+    return RoleCrashed(ok=False, grade=False, changes=False, error=error,
+                       traceback="".join(traceback.format_exception(err)))
+
+
+def _home(role: Role) -> str:
+    """The folder of the package (or the file of the module) that defines `role`'s class."""
+    top = sys.modules.get(type(role).__module__.partition(".")[0])
+    path = str(getattr(top, "__file__", None) or "")
+    if not path:
+        return ""
+    return os.path.dirname(path) + os.sep if os.path.basename(path) == "__init__.py" else path

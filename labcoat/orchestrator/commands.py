@@ -4,11 +4,20 @@ Exit codes: 0 finished (or already finished), 1 stopped by an error (the log say
 is resumable; a rejected API key is one), 2 bad input, 3 paused on a budget (`budget_exhausted`,
 resume with a higher `--budget-usd` / `--budget-tokens`) or on the provider's exhausted quota
 (resume once credit is added), 130 interrupted (Ctrl-C / SIGTERM).
+
+Everything that can be checked before a run directory exists is (`preflight`: the spec, the
+engine, the image, the roles, and whether the host can hold one sandbox of the spec's size);
+a failure there is exit 2 (1 for infrastructure) with nothing written. The run directory is
+then built under a hidden temporary name beside its final one (`.<run-id>.partial`: the
+workspace repo and a log holding `run_started`) and renamed into place, so that a failure while
+it is made (a full disk, an unreadable file) leaves nothing behind that `run` or `resume`
+could trip over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import secrets
@@ -29,9 +38,12 @@ from labcoat.errors import (
     RunLogWriteError,
     SandboxUnavailable,
     first_line,
+    one_line,
 )
 from labcoat.experiment import Experiment, experiment_from_log, experiment_hash, grader_hash
 from labcoat.log import Journal, RunState
+from labcoat.text import inert
+from labcoat.views.status import require_run
 
 LOW_SPACE_BYTES = 1 << 20
 """Below this much free space a failed write is taken for a full disk."""
@@ -77,9 +89,11 @@ def resolve_brain(opts: RunOptions) -> str:
 
 
 def preflight(exp: Experiment) -> None:
-    """Engine up, image present, roles known: fail before anything is created."""
+    """Engine up, image present, one sandbox of the spec's size fits the host, roles known:
+    fail before anything is created."""
     from labcoat.agents.registry import default_registry
     from labcoat.orchestrator.sandboxing import image_of
+    from labcoat.sandboxes.admission import Admission, Capacity, Need
     from labcoat.sandboxes.engine import connect
     from labcoat.sandboxes.image import image_exists
 
@@ -87,52 +101,113 @@ def preflight(exp: Experiment) -> None:
     client = connect()
     try:
         present = image_exists(client, image)
+        capacity = Capacity.detect(client)
     finally:
         client.close()
     if not present:
         fix = ("run `labcoat sandbox build`" if exp.spec.image is None
                else f"build or load {image} (`docker build -t {image} ...`)")
         raise SandboxUnavailable(f"sandbox image {image} is missing; fix: {fix}")
+    res = exp.spec.resources
+    Admission(capacity).check(Need(cpus=res.cpus, memory_mb=res.memory_mb, gpus=res.gpus))
     if exp.spec.roles:
         default_registry(exp.dir).check(exp.spec.roles)
 
 
 def start_run(experiment_dir: Path, opts: RunOptions) -> int:
     from labcoat.experiment import load_experiment
-    from labcoat.workspace import Workspace
 
     exp = load_experiment(experiment_dir)
     goal = exp.goal(opts.goal)
     brain = resolve_brain(opts)
     check_brain(brain, opts, exp)
     preflight(exp)
-    run_id = new_run_id(exp.spec.name)
-    run_dir = (opts.runs_dir / run_id).resolve()
-    run_dir.mkdir(parents=True)
+    started = _run_started(exp, opts, goal, brain)
+    try:
+        run_dir = create_run_dir(exp, opts.runs_dir, new_run_id(exp.spec.name), started)
+    except KeyboardInterrupt:
+        print("labcoat: interrupted while the run directory was made; nothing was kept",
+              file=sys.stderr)
+        return 130
     print(run_dir, flush=True)
-    _, base = Workspace.create(exp.workspace_dir, run_dir / "workspace")
-    config = opts.model_dump(mode="json") | {"goal": goal}
-    with Journal.open(run_dir, run_id, create=True) as journal:
-        journal.append("run_started", iteration=0, config=config,
-                       experiment=exp.spec.model_dump(mode="json"), experiment_dir=str(exp.dir),
-                       experiment_hash=experiment_hash(exp), grader_hash=grader_hash(exp),
-                       labcoat_version=labcoat.__version__, seed=opts.seed, brain=brain,
-                       base_commit=base)
+    with Journal.open(run_dir, create=False) as journal:
         return drive(run_dir, journal, exp)
 
 
-def resume_run(run_dir: Path, **overrides: Any) -> int:
+def _run_started(exp: Experiment, opts: RunOptions, goal: str, brain: str) -> dict[str, Any]:
+    """The `run_started` fields but the base commit: everything that reads the experiment
+    folder (its hashes) runs before the run directory exists."""
+    try:
+        hashes = {"experiment_hash": experiment_hash(exp), "grader_hash": grader_hash(exp)}
+    except OSError as err:
+        raise ConfigError(f"{err.filename or exp.dir}: cannot be read ({err.strerror or err}); "
+                          "fix: make the experiment's workspace/ and grader/ readable") from None
+    return dict(iteration=0, config=opts.model_dump(mode="json") | {"goal": goal},
+                experiment=exp.spec.model_dump(mode="json"), experiment_dir=str(exp.dir),
+                labcoat_version=labcoat.__version__, seed=opts.seed, brain=brain, **hashes)
 
+
+def create_run_dir(exp: Experiment, runs_dir: Path, run_id: str,
+                   started: dict[str, Any]) -> Path:
+    """`runs_dir/run_id` holding the workspace repo and a log with `run_started`, or nothing:
+    it is built under a temporary name and renamed into place only when complete."""
+    from labcoat.workspace import Workspace
+
+    final = (runs_dir / run_id).resolve()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{final.parent}: cannot hold run directories ({err.strerror or err})"
+                          "; fix: pass a writable folder with --runs-dir") from None
+    partial = final.with_name(f".{run_id}.partial")
+    try:
+        partial.mkdir()
+        _, base = Workspace.create(exp.workspace_dir, partial / "workspace")
+        with Journal.open(partial, run_id, create=True) as journal:
+            journal.append("run_started", base_commit=base, **started)
+        partial.rename(final)
+    except BaseException as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(err, Exception):
+            raise _not_created(err, final) from None
+        raise
+    _fsync_dir(final.parent)
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the rename itself durable (a power cut must not undo it); best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _not_created(err: Exception, final: Path) -> LabcoatError:
+    if disk_full(err, final.parent):
+        return DiskFull(f"no space left on the device of {final.parent} while the run directory "
+                        f"was made ({first_line(err)}); nothing was kept. fix: free some space, "
+                        "then run again")
+    if isinstance(err, LabcoatError):
+        return err
+    return LabcoatError(f"could not make the run directory {final} ({one_line(err)}); nothing "
+                        "was kept. fix: check that the experiment's workspace/ can be read and "
+                        f"{final.parent} written, then run again")
+
+
+def resume_run(run_dir: Path, **overrides: Any) -> int:
     run_dir = run_dir.resolve()
-    if not (run_dir / "log.jsonl").is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no log.jsonl); fix: pass the "
-                          "folder `labcoat run` printed, e.g. runs/<run-id>")
+    require_run(run_dir)
     with Journal.open(run_dir, create=False) as journal:
         state = journal.state
         if state.status == "finished":
-            print(f"{run_dir}: run already finished ({state.stop_reason}); nothing to do")
+            print(f"{run_dir}: run already finished ({inert(str(state.stop_reason))}); "
+                  "nothing to do")
             return 0
         exp = experiment_of(state)
+        preflight(exp)  # the host may have changed since: refuse before the log says resumed
         changed = {k: v for k, v in overrides.items() if v is not None}
         journal.append("run_resumed", overrides=changed, pid=os.getpid())
         print(run_dir, flush=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labcoat.agents.guard import run_role_guarded
+from labcoat.agents.guard import TRACEBACK_FILE, RoleCrashed, run_role_guarded
 from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
 from labcoat.errors import LabcoatError, UnsafeOutputError
 from labcoat.experiment import trial_env
@@ -50,6 +50,7 @@ async def _work(lab: Lab, sid: str) -> None:
         ctx = _context(lab, sub, box, started.id, role)
         timeout = ROLE_TIMEOUT_FACTOR * float(lab.experiment.spec.resources.timeout_s)
         result = await run_role_guarded(role, sub, ctx, timeout)
+        keep_traceback(lab, sid, result)
         await _record(lab, sub, attempt, box, result)
     finally:
         if box is not None:
@@ -116,6 +117,15 @@ async def _collect(lab: Lab, box: Sandbox) -> str:
     with tempfile.TemporaryDirectory(prefix="labcoat-result-") as tmp:
         await box.get_dir("/workspace", Path(tmp))
         return await asyncio.to_thread(lab.workspace.write_tree, Path(tmp))
+
+
+def keep_traceback(lab: Lab, sid: str, result: RoleResult) -> None:
+    """A role that raised: its full traceback to artifacts/<sid>/ (the log keeps one line)."""
+    if isinstance(result, RoleCrashed) and result.traceback:
+        folder = lab.run_dir / "artifacts" / sid
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / TRACEBACK_FILE).write_text(result.traceback, encoding="utf-8",
+                                             errors="backslashreplace")
 
 
 def failed(lab: Lab, sub: Subtask, attempt: int, error: str) -> None:
