@@ -1,8 +1,11 @@
 """Building labcoat's default sandbox image, offline when no registry can be reached.
 
-The tag carries a content hash of `docker/`, so editing the Dockerfile rebuilds and an unchanged
-tree is reused. The classic builder tags only a finished image, and the offline base is tagged only
-after `mmdebstrap` succeeded, so an interrupted build never leaves a half-made image under a tag.
+The image's files (Dockerfile, requirements, the offline base's bootstrap script) ship inside the
+package, in `labcoat/sandboxes/dockerfiles/`, so an installed labcoat builds its image as a
+checkout does. The tag carries a content hash of that folder, so editing the Dockerfile rebuilds
+and an unchanged tree is reused. The classic builder tags only a finished image, and the offline
+base is tagged only after `mmdebstrap` succeeded, so an interrupted build never leaves a half-made
+image under a tag.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ Say = Callable[[str], None]
 
 
 def docker_dir() -> Path:
-    """The `docker/` folder of this checkout (labcoat is installed editable from its repo)."""
-    return Path(__file__).resolve().parents[2] / "docker"
+    """The image's files: package data next to this module (installed or editable alike)."""
+    return Path(__file__).resolve().with_name("dockerfiles")
 
 
 def tree_hash(path: Path) -> str:
@@ -37,8 +40,8 @@ def tree_hash(path: Path) -> str:
 
 
 def default_image() -> str:
-    """The image a spec without `image:` uses: `$LABCOAT_IMAGE`, else the tag of this checkout's
-    `docker/` tree."""
+    """The image a spec without `image:` uses: `$LABCOAT_IMAGE`, else the tag of the image files
+    this labcoat ships (`docker_dir()`)."""
     if os.environ.get(IMAGE_ENV):
         return os.environ[IMAGE_ENV]
     folder = docker_dir()
@@ -171,6 +174,6 @@ def _docker_build(client: object, ctx: Path, tag: str, base: str, say: Say) -> N
     except (BuildError, APIError) as err:
         tail = "\n".join(lines[-15:])
         raise SandboxUnavailable(
-            f"building {tag} from docker/Dockerfile failed: {err}\n{tail}\n"
+            f"building {tag} from {docker_dir() / 'Dockerfile'} failed: {err}\n{tail}\n"
             "fix: read the step above; `labcoat sandbox build --force` retries from scratch"
         ) from None
