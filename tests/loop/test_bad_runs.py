@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labcoat.log import load_state, read_events
+from labcoat.log import Journal, load_state, read_events
 from tests.loop.conftest import LABCOAT, labcoat, make_experiment, run_dir_of
 
 pytestmark = pytest.mark.docker
@@ -119,3 +119,25 @@ def test_a_plugin_that_raises_inside_a_library_points_at_its_own_line(
     assert f"artifacts/{failed[0].subtask_id}/role-traceback.txt" in error
     text = kept.read_text()
     assert "json/decoder.py" in text and "_read_params" in text and "JSONDecodeError" in text
+
+
+def test_resume_on_a_host_that_can_no_longer_hold_the_spec_writes_nothing(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "toy", resources={"cpus": 500, "timeout_s": 60})
+    run_dir = tmp_path / "runs" / "r1"  # as if started on a bigger machine, then moved here
+    with Journal.open(run_dir, "r1", create=True) as journal:
+        journal.append("run_started", config={"goal": "g", "max_iterations": 1},
+                       experiment=load_experiment_dump(exp), experiment_dir=str(exp),
+                       experiment_hash="e", grader_hash="g", labcoat_version="0", seed=0,
+                       brain="search", base_commit="c0")
+    before = (run_dir / "log.jsonl").read_bytes()
+    proc = labcoat("resume", str(run_dir))
+    assert proc.returncode == 2, proc.stderr
+    assert "500 CPUs per sandbox" in proc.stderr and "Traceback" not in proc.stderr
+    assert (run_dir / "log.jsonl").read_bytes() == before  # no run_resumed, no pause
+
+
+def load_experiment_dump(exp: Path) -> dict[str, object]:
+    """The spec as `run_started` holds it (validated, dumped); the host is not consulted."""
+    from labcoat.experiment import load_experiment
+
+    return load_experiment(exp).spec.model_dump(mode="json")
