@@ -37,49 +37,89 @@ CHILD = Path(__file__).with_name("writer_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _crash_once(run_dir: Path, rng: random.Random, seed: int) -> list[tuple[int, str]]:
-    """Start a writer, SIGKILL it after a random number of acks (or during start-up)."""
-    with subprocess.Popen([sys.executable, str(CHILD), str(run_dir), str(seed)],
-                          stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
-        acks, rest = _kill_at_random(proc, rng)
+class Writers:
+    """The writer server of one lane (`writer_child.py`): forks a writer per crash."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(CHILD)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.pid: int | None = None
+        """The live writer (ours: the server reaps it only after we kill it)."""
+        assert self.line() == "up"
+
+    def line(self) -> str:
+        assert self.proc.stdout is not None
+        text = self.proc.stdout.readline().strip()
+        assert not text.startswith("error"), text
+        return text
+
+    def start(self, run_dir: Path, seed: int) -> None:
+        """Fork a writer appending to `run_dir`."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{run_dir} {seed}\n")
+        self.proc.stdin.flush()
+        first = self.line()
+        assert first.startswith("pid "), first
+        self.pid = int(first.split()[1])
+
+    def kill(self) -> list[str]:
+        """SIGKILL the writer; what it printed before it died."""
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGKILL)
+        self.pid, rest = None, []
+        while not (line := self.line()).startswith("exit"):
+            rest.append(line)
+        return rest
+
+    def close(self) -> None:
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGKILL)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.stdout.read()
+        self.proc.stdout.close()
+        self.proc.wait(timeout=30)
+
+
+def _crash_once(writers: Writers, run_dir: Path, rng: random.Random,
+                seed: int) -> list[tuple[int, str]]:
+    """Fork a writer, SIGKILL it after a random number of acks (or while it opens the log)."""
+    writers.start(run_dir, seed)
+    acks, wanted = [], rng.choice([0, 0, 1, 2, 5, 10, 20, 40, 80])
+    if rng.random() < 0.15:
+        time.sleep(rng.uniform(0.0, 0.03))  # somewhere in open / repair / the first appends
+    else:
+        assert writers.line() == "open"
+        while len(acks) < wanted:
+            seq, eid = writers.line().split()
+            acks.append((int(seq), eid))
+        time.sleep(rng.uniform(0.0, 0.003))
+    rest = "\n".join(writers.kill())
     acks += [(int(s), e) for s, e in re.findall(r"^(\d+) ([0-9a-f]{32})$", rest, re.M)]
     return acks
 
 
-def _kill_at_random(proc: subprocess.Popen[str], rng: random.Random,
-                    ) -> tuple[list[tuple[int, str]], str]:
-    assert proc.stdout is not None
-    acks, wanted = [], rng.choice([0, 0, 1, 2, 5, 10, 20, 40, 80])
-    if rng.random() < 0.15:
-        time.sleep(rng.uniform(0.0, 0.25))  # somewhere in start-up / open / repair
-    else:
-        assert proc.stdout.readline().strip() == "ready"
-        while len(acks) < wanted:
-            seq, eid = proc.stdout.readline().split()
-            acks.append((int(seq), eid))
-        time.sleep(rng.uniform(0.0, 0.003))
-    proc.send_signal(signal.SIGKILL)
-    rest = proc.stdout.read()  # acks written to the pipe before the kill are still there
-    proc.wait()
-    return acks, rest
-
-
 def _lane(run_dir: Path, seed: int, kills: int, errors: list[str]) -> None:
     rng, acked = random.Random(seed), []
+    writers = Writers()
     try:
         for k in range(kills):
-            acked += _crash_once(run_dir, rng, seed * 1000 + k)
+            acked += _crash_once(writers, run_dir, rng, seed * 1000 + k)
             if not (run_dir / "log.jsonl").exists():
                 continue
+            # kill -9 may cut the record being written (the kernel stops a write between pages
+            # for a fatal signal): a torn tail, set aside by the next open. It was never
+            # acknowledged: every acknowledged record is there, at its place.
             contents = read_log(run_dir)  # must always load
-            assert contents.torn is None, f"kill -9 tore a line: {contents.torn}"
             ids = [e.id for e in contents.events]
             assert len(set(ids)) == len(ids)
             for seq, eid in acked:
-                assert ids[seq] == eid, f"acknowledged record {seq} lost or changed"
+                assert seq < len(ids) and ids[seq] == eid, f"acknowledged record {seq} lost"
     except Exception as err:  # reported by the test thread
         errors.append(f"lane {seed}: {err!r}")
+    finally:
+        writers.close()
 
 
 def test_kill_9_at_random_points_loses_no_acknowledged_record(tmp_path: Path) -> None:
@@ -105,7 +145,7 @@ def _record_starts(data: bytes) -> list[int]:
 
 
 def test_truncate_at_every_offset_of_last_3_records(tmp_path: Path, fast_dir: Path) -> None:
-    log = make_run(tmp_path / "src", iterations=2)
+    log = make_run(tmp_path / "src", iterations=1)  # a short head: every cut reads it twice
     data = log.read_bytes()
     starts = _record_starts(data)
     first = starts[-3]
@@ -124,10 +164,10 @@ def test_truncate_at_every_offset_of_last_3_records(tmp_path: Path, fast_dir: Pa
                 assert journal.events[-1].type == "log_repaired"
                 assert journal.events[-1].dropped_bytes == cut - starts[kept]
                 repaired += 1
-            for i in range(10):
+            for i in range(3):
                 journal.append("sandbox_exec", cmd=f"after {i}", returncode=0, duration_s=0.0)
         events = read_events(run)
-        assert len(events) == kept + torn + 10 and events[-1].cmd == "after 9"
+        assert len(events) == kept + torn + 3 and events[-1].cmd == "after 2"
         if torn:
             broken = [p for p in run.iterdir() if ".broken-" in p.name]
             assert len(broken) == 1 and broken[0].read_bytes() == data[:cut]
@@ -150,7 +190,7 @@ def test_torn_tail_shapes_are_repaired(tmp_path: Path, tail: bytes) -> None:
 
 
 def test_1000_byte_flips_in_non_final_lines_are_refused(tmp_path: Path) -> None:
-    data = make_run(tmp_path / "src", iterations=2).read_bytes()
+    data = make_run(tmp_path / "src", iterations=1).read_bytes()
     starts = _record_starts(data)
     end_of_non_final = starts[-1]  # flips land in lines 1..N-1, newline included
     rng = random.Random(1234)
