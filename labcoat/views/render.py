@@ -46,6 +46,8 @@ def _plan(e: ev.PlanProposed) -> str:
 
 def _exec(e: ev.SandboxExec) -> str:
     flags = " TIMEOUT" * e.timed_out + " OOM" * e.oom_killed
+    if e.oom_kills:  # the command lived on, but the OOM killer took some of its processes
+        flags += f" (warning: {e.oom_kills} child process(es) OOM-killed)"
     return (f"{e.subtask_id or '-'} $ {first_line(e.cmd, 60)} -> {e.returncode}{flags} "
             f"in {e.duration_s:.1f}s")
 

@@ -51,9 +51,9 @@ def _own_metrics(index: RunIndex, before: int) -> dict[str, float | None]:
 def verdict_before(index: RunIndex, sid: str, before: int) -> str | None:
     """The latest critic verdict on `sid` logged before `before`."""
     found = None
-    for seq, verdict in index.verdicts.get(sid, ()):
-        if seq < before:
-            found = verdict
+    for critique in index.critiques.get(sid, ()):
+        if critique.seq < before:
+            found = critique.verdict
     return found
 
 

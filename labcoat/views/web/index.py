@@ -115,8 +115,8 @@ class RunIndex:
         self.calls: dict[str, Lines] = {}
         """Transcript lines by subtask id (the manager's by `manager_key(iteration)`)."""
         self.execs: dict[str, Lines] = {}
-        self.verdicts: dict[str, list[tuple[int, str]]] = {}
-        """(seq, verdict) of each critique, by the subtask it judged."""
+        self.critiques: dict[str, list[ev.CritiqueEvent]] = {}
+        """Each `critique` event, by the subtask it judged."""
         self.size = 0
         """The log's size at the last refresh (`behind`: what is still to be read)."""
         self.torn: TornTail | None = None
@@ -172,21 +172,20 @@ class RunIndex:
 
     def _take_lines(self, f: BinaryIO, pending: _Pending, deadline: float | None) -> None:
         self.torn = None
+        taken = 0
         while raw := f.readline():
-            if deadline is not None and self.events % 256 == 0 and time.monotonic() > deadline:
-                return  # the rest on the next refresh: a page never waits for a whole big log
-            if not raw.endswith(b"\n"):  # a writer may be writing it: wait, as --follow does
-                self.torn = torn_tail(raw, self._chain)
-                return
             offset = self._chain.offset
             try:
                 event = self._chain.take(raw)
-            except BadLine as bad:
-                self.torn = torn_tail(raw + f.read(), self._chain)
+            except BadLine as bad:  # a torn tail (a writer may still finish it) waits, as
+                self.torn = torn_tail(raw + f.read(), self._chain)  # --follow leaves it
                 if self.torn is None:
                     raise corrupt(self._chain, str(bad)) from None
                 return
             self._absorb(event, offset, raw, pending)
+            taken += 1
+            if deadline is not None and taken % 256 == 0 and time.monotonic() > deadline:
+                return  # the rest on the next refresh: a page never waits for a whole big log
 
     def _absorb(self, event: ev.EventBase, offset: int, raw: bytes, pending: _Pending) -> None:
         sid = getattr(event, "subtask_id", None)
@@ -199,7 +198,7 @@ class RunIndex:
             ids = tuple(str(s.get("id")) for s in event.subtasks)
             self.plans.append(Plan(event.seq, event.ts, event.iteration, event.rationale, ids))
         elif isinstance(event, ev.CritiqueEvent):
-            self.verdicts.setdefault(event.target, []).append((event.seq, event.verdict))
+            self.critiques.setdefault(event.target, []).append(event)
         elif isinstance(event, ev.Graded):
             self.points.append(Point(event.seq, event.ts, event.subtask_id, event.seed,
                                      event.metric, event.ok))

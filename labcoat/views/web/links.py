@@ -40,6 +40,8 @@ class LiveLinks:
     """Links on the server (`labcoat view`): absolute paths under /runs/<name>/."""
 
     def __init__(self, name: str = "") -> None:
+        self.name = name
+        """The run these links are about ("": the runs index)."""
         self.base = f"/runs/{_q(name)}"
 
     def runs(self) -> str:
@@ -61,7 +63,7 @@ class LiveLinks:
         return f"/static/{_q(name)}"
 
     def events(self) -> str | None:
-        return f"{self.base}/events"
+        return f"{self.base}/events" if self.name else "/events"
 
 
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from labcoat.log import RunState, SubtaskState
+from labcoat.log import SubtaskState
 from labcoat.views.web.files import listing, read_end
 from labcoat.views.web.index import RunIndex
 from labcoat.views.web.links import Links, LiveLinks
@@ -43,8 +43,8 @@ def subtask_page(name: str, index: RunIndex, sid: str, *, t: int = 0, c: int = 0
         instructions=shown(s.subtask.get("instructions", "")), params=_params(s),
         seed=s.seed, base=str(s.subtask.get("base_commit", ""))[:12],
         commit=(s.commit or "")[:12], summary=shown(s.summary), error=shown(s.error or ""),
-        diff=diff, diff_note=note, grades=_grades(s), verdicts=_verdicts(index.state, sid),
-        critique=None if not s.critique else _verdict(s.id, s.critique),
+        diff=diff, diff_note=note, grades=_grades(s), verdicts=_verdicts(index, sid),
+        critique=_own_critique(index, s),
         logs=_logs(index, sid, links), commands=commands_page(index, sid, c),
         transcript=transcript_page(index, sid, t))
 
@@ -79,9 +79,22 @@ def _verdict(critic: str, critique: dict[str, object]) -> Verdict:
                             if isinstance(v, int | float)} if isinstance(by_seed, dict) else {})
 
 
-def _verdicts(state: RunState, sid: str) -> list[Verdict]:
-    return [_verdict(c.id, c.critique) for c in state.subtasks.values()
-            if c.critique and c.critique.get("target") == sid]
+def _own_critique(index: RunIndex, s: SubtaskState) -> Verdict | None:
+    """The verdict a reviewing subtask gave: from its result, or from its `critique` event."""
+    if s.critique:
+        return _verdict(s.id, s.critique)
+    mine = [e for found in index.critiques.values() for e in found if e.subtask_id == s.id]
+    return _verdict(s.id, mine[-1].model_dump()) if mine else None
+
+
+def _verdicts(index: RunIndex, sid: str) -> list[Verdict]:
+    """Every critique of `sid`'s result: the `critique` events, and a reviewing role's result
+    that carries one without such an event."""
+    found = [_verdict(e.subtask_id, e.model_dump()) for e in index.critiques.get(sid, ())]
+    logged = {e.subtask_id for e in index.critiques.get(sid, ())}
+    found += [_verdict(c.id, c.critique) for c in index.state.subtasks.values()
+              if c.critique and c.critique.get("target") == sid and c.id not in logged]
+    return found
 
 
 def _logs(index: RunIndex, sid: str, links: Links) -> list[LogFile]:
