@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 LABCOAT := .venv/bin/labcoat
 
-.PHONY: setup setup-python demo test test-fast check lint bench clean-sandboxes
+.PHONY: setup setup-python demo test test-fast check lint bench clean-sandboxes screenshots
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,11 @@ lint: check
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
+
+# The README's pictures of `labcoat view` (docs/view-*.png), from a real run on the bundled
+# digits experiment (the LLM brain against the tests' local scripted server).
+screenshots: setup
+	@$(PY) -m tests.views.screenshots docs
 
 clean-sandboxes:
 	@$(LABCOAT) sandbox cleanup

@@ -15,6 +15,7 @@ Every message names what went wrong, where, and how to fix it. The tree::
     │   ├── RunLogWriteError          append/fsync failed: the run stops, never retries
     │   └── RunLocked                 another process holds the run directory
     ├── DiskFull                      no space left for the run directory: stop, resume later
+    │   └── DiskLow                   free disk under the floor before new work: pause (exit 3)
     ├── GraderTampered                grader files changed since the run started
     └── ModelError                    the model provider
         ├── ModelAuthError            401/403: stop the run
@@ -95,6 +96,13 @@ class RunLocked(RunLogError):
 class DiskFull(LabcoatError):
     """The run directory's disk is full. The run stops; `labcoat resume` continues it once
     there is space again."""
+
+
+class DiskLow(DiskFull):
+    """Free disk fell below labcoat's floor (`LABCOAT_MIN_FREE_DISK`, default 2g) before new
+    work started: the run pauses (exit 3) and `labcoat resume` continues it once there is room."""
+
+    exit_code = 3
 
 
 class GraderTampered(LabcoatError):

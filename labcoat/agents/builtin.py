@@ -41,10 +41,11 @@ class Reproducer:
         if ctx.model is not None:
             return await _llm_work(self.name, subtask, ctx)
         spec = ctx.spec.spec
-        # Run in a scratch copy so the baseline's outputs never enter the result commit.
-        script = "rm -rf /tmp/repro && cp -a /workspace /tmp/repro && cd /tmp/repro && "
+        # In /workspace, exactly where grading runs it (a copy in /tmp would meet a noexec tmpfs
+        # capped at 512 MB). Its outputs never reach the result commit: `changes=False` keeps
+        # the base tree.
         for cmd in filter(None, [spec.setup, spec.run]):
-            res = await exec_logged(ctx, subtask, script + cmd, env=trial_env({}, subtask.seed))
+            res = await exec_logged(ctx, subtask, cmd, env=trial_env({}, subtask.seed))
             if not res.ok:
                 return RoleResult(ok=False, error=f"the baseline does not run: {res.describe(cmd)}")
         return RoleResult(summary="ran the unmodified baseline", changes=False)

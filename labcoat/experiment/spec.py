@@ -59,6 +59,11 @@ class ResourcesSpec(_Strict):
     pids: int = Field(256, ge=16, le=MAX_PIDS)
     """Maximum processes and threads in one sandbox (at most Linux's own ceiling, 2**22)."""
 
+    disk: MemoryMB = 10 * 1024
+    """What one sandbox may write to /workspace and /outputs together, e.g. `500m` or `20g` (a
+    bare number means MB); held here in MB. Default 10g. Past it the command is stopped and the
+    subtask fails with "disk limit exceeded"; the space is given back when its sandbox goes."""
+
     @property
     def memory_mb(self) -> int:
         return self.memory

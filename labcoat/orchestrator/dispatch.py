@@ -19,7 +19,7 @@ from labcoat.errors import LabcoatError, UnsafeOutputError
 from labcoat.experiment import trial_env
 from labcoat.orchestrator.lab import Lab, retrying
 from labcoat.orchestrator.results import commit_result, regrade
-from labcoat.orchestrator.sandboxing import sandbox_spec
+from labcoat.orchestrator.sandboxing import check_disk_floor, host_tmp, sandbox_spec
 from labcoat.sandboxes.base import Sandbox
 
 SUBTASK_EVENTS = frozenset({"sandbox_exec", "llm_call"})
@@ -30,6 +30,7 @@ ROLE_TIMEOUT_FACTOR = 4
 
 async def work(lab: Lab, sid: str) -> None:
     """Run subtask `sid`'s role (at most `parallel` at once, retried once on a dead sandbox)."""
+    check_disk_floor(lab.run_dir, lab.provider)
     async with lab.semaphore:
         await retrying(lambda s: _work(lab, s), sid)
 
@@ -63,7 +64,7 @@ async def _role_sandbox(lab: Lab, role: Role, sub: Subtask) -> Sandbox | None:
     spec = sandbox_spec(lab.experiment, lab.run_id, sub.id, env=trial_env(sub.params, sub.seed))
     box = await lab.provider.create(spec)
     try:
-        with tempfile.TemporaryDirectory(prefix="labcoat-base-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="base-", dir=host_tmp(lab.run_dir)) as tmp:
             await asyncio.to_thread(lab.workspace.export, sub.base_commit, Path(tmp))
             await box.put_dir(Path(tmp), "/workspace")
     except BaseException:
@@ -114,7 +115,7 @@ async def _record(lab: Lab, sub: Subtask, attempt: int, box: Sandbox | None,
 
 
 async def _collect(lab: Lab, box: Sandbox) -> str:
-    with tempfile.TemporaryDirectory(prefix="labcoat-result-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="result-", dir=host_tmp(lab.run_dir)) as tmp:
         await box.get_dir("/workspace", Path(tmp))
         return await asyncio.to_thread(lab.workspace.write_tree, Path(tmp))
 

@@ -60,18 +60,38 @@ def check_keys() -> Check:
 
 
 def check_disk(path: Path | None = None) -> Check:
+    """Free space against the floor below which runs pause (`$LABCOAT_MIN_FREE_DISK`)."""
+    from labcoat.orchestrator.sandboxing import FLOOR_ENV, disk_floor
+
     path = path or Path.cwd()
-    free_gb = shutil.disk_usage(path).free / 1e9
-    if free_gb >= MIN_FREE_GB:
-        return Check("disk", True, f"{free_gb:.1f} GB free at {path}")
-    return Check("disk", False, f"only {free_gb:.2f} GB free at {path}",
-                 f"free at least {MIN_FREE_GB:.0f} GB (runs, images and wheels need room)")
+    usage = shutil.disk_usage(path)
+    try:
+        floor = max(disk_floor(usage.total), int(MIN_FREE_GB * 1e9))
+    except LabcoatError as err:
+        return Check("disk", False, str(err).split("; fix:")[0], f"set ${FLOOR_ENV} to e.g. 2g")
+    if usage.free >= floor:
+        return Check("disk", True, f"{usage.free / 1e9:.1f} GB free at {path}")
+    return Check("disk", False, f"only {usage.free / 1e9:.2f} GB free at {path}",
+                 f"free at least {floor / 1e9:.1f} GB (runs, images and wheels need room; below "
+                 f"${FLOOR_ENV} a run pauses before new work)")
+
+
+def check_disk_limits() -> Check:
+    """How `resources.disk` is enforced here: a real trial of the hard limit, else the watchdog."""
+    from labcoat.sandboxes._container import scratch_root
+    from labcoat.sandboxes.disk import WATCHDOG_NOTE, try_hard_limit
+
+    why = try_hard_limit(scratch_root())
+    if why is None:
+        return Check("sandbox disk limits", True, "hard: each sandbox writes into its own "
+                     "loop-mounted ext4 image (ENOSPC at `resources.disk`)", required=False)
+    return Check("sandbox disk limits", True, f"watchdog: {why}", WATCHDOG_NOTE, required=False)
 
 
 def run_checks() -> list[Check]:
     engine, client = check_engine()
     try:
-        return [engine, check_image(client), check_keys(), check_disk()]
+        return [engine, check_image(client), check_keys(), check_disk(), check_disk_limits()]
     finally:
         if client is not None:
             client.close()  # type: ignore[attr-defined]

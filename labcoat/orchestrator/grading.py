@@ -60,11 +60,14 @@ class Grader:
     emit: Emit
     """`emit(type, iteration=..., **fields)` appends to the log."""
     artifacts: Path
+    scratch: Path | None = None
+    """Host folder for the copies grading makes (the run's tmp/, emptied at each start);
+    None: the system temp folder."""
 
     async def grade(self, rev: str, *, subtask_id: str, seed: int, iteration: int) -> GradeOutcome:
         self.check_grader()
         start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="labcoat-grade-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="labcoat-grade-", dir=self.scratch) as tmp:
             try:
                 metrics = await self._grade_in(Path(tmp), rev, subtask_id, seed, iteration)
             except GradeFailed as err:

@@ -19,6 +19,7 @@ from labcoat.errors import SandboxUnavailable
 from labcoat.experiment import Experiment
 from labcoat.log import EventBase, Journal, RunState
 from labcoat.orchestrator.grading import Grader
+from labcoat.orchestrator.sandboxing import clear_host_tmp
 from labcoat.sandboxes.base import SandboxProvider
 from labcoat.views.progress import Progress
 from labcoat.workspace import BEST_BRANCH, Workspace
@@ -54,7 +55,7 @@ class Lab:
         self.grader = Grader(
             experiment=self.experiment, provider=self.provider, run_id=self.run_id,
             expected_hash=self.state.grader_hash, export=self.workspace.export, emit=self.emit,
-            artifacts=self.run_dir / "artifacts")
+            artifacts=self.run_dir / "artifacts", scratch=clear_host_tmp(self.run_dir))
 
     @property
     def state(self) -> RunState:

@@ -13,12 +13,14 @@ import json
 from labcoat.agents.role import Subtask
 from labcoat.orchestrator.grading import GradeOutcome
 from labcoat.orchestrator.lab import Lab, retrying
+from labcoat.orchestrator.sandboxing import check_disk_floor
 from labcoat.text import inert
 from labcoat.workspace import subtask_branch
 
 
 async def grade(lab: Lab, sid: str) -> None:
     """Grade subtask `sid`'s result (at most `parallel` at once, retried once)."""
+    check_disk_floor(lab.run_dir, lab.provider)
     async with lab.semaphore:
         await retrying(lambda s: _grade(lab, s), sid)
 

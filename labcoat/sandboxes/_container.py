@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from docker import APIClient, DockerClient
 
 from labcoat.errors import ConfigError, SandboxUnavailable
+from labcoat.sandboxes import disk
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN, LABEL_SUBTASK, SandboxSpec
 from labcoat.sandboxes.engine import docker_host
 
@@ -123,8 +124,20 @@ def process_dir(root: Path) -> Path:
     return root / f"{socket.gethostname()}-{os.getpid()}"
 
 
-def make_scratch(root: Path, name: str, targets: tuple[str, ...]) -> Path:
-    scratch = process_dir(root) / name
+def make_scratch(root: Path, name: str, targets: tuple[str, ...],
+                 disk_mb: int | None = None) -> Path:
+    """A sandbox's host folder, with one subfolder per writable target owned by the sandbox user.
+
+    With `disk_mb`, the folder is a loop-mounted disk image of that size where the host allows
+    (`disk.make_image`), else a plain folder that the sandbox's `DiskGuard` watches. Its parent,
+    this process's share of the root, is mode 0700: no other host user reaches a sandbox's files.
+    """
+    own = process_dir(root)
+    own.mkdir(mode=0o700, parents=True, exist_ok=True)
+    own.chmod(0o700)  # mkdir's mode passes through the umask
+    scratch = own / name
+    if not (disk_mb and disk.make_image(scratch, disk_mb)):
+        scratch.mkdir(mode=0o700, exist_ok=True)
     for target in targets:
         folder = scratch_dir(scratch, target)
         folder.mkdir(parents=True, exist_ok=True)
@@ -135,15 +148,26 @@ def make_scratch(root: Path, name: str, targets: tuple[str, ...]) -> Path:
 def _give_to_sandbox(folder: Path) -> None:
     try:
         os.chown(folder, SANDBOX_UID, SANDBOX_GID)
-    except PermissionError:  # not root on the host: let uid 10001 write anyway
+    except PermissionError:  # not root: uid 10001 may write; the 0700 parent keeps others out
         folder.chmod(0o777)
 
 
-def remove_scratch(scratch: Path | str | None) -> None:
-    """Remove a sandbox's host folder, but only one that lives under a labcoat scratch root."""
-    if not scratch or "labcoat" not in str(scratch):
-        return
-    shutil.rmtree(scratch, ignore_errors=True)
+def remove_scratch(scratch: Path | str | None, root: Path | None = None) -> bool:
+    """Unmount and delete a sandbox's host folder and its disk image, but only a folder that
+    resolves to `root/<process>/<name>`: a label naming anything else (`/home`, a `..` path, a
+    symlink out of the root) is left alone. True when it was removed. Without `root`, `scratch`
+    is a folder this process made itself (a sandbox's own)."""
+    if not scratch:
+        return False
+    path = Path(os.path.realpath(scratch))
+    if root is not None and path.parent.parent != Path(os.path.realpath(root)):
+        log.warning("not removing %s: it is not a sandbox folder under %s", scratch, root)
+        return False
+    for point in disk.mounts_under(path):
+        disk.unmount(point)
+    shutil.rmtree(path, ignore_errors=True)
+    path.with_name(path.name + disk.IMAGE_SUFFIX).unlink(missing_ok=True)
+    return True
 
 
 def preflight(client: DockerClient, spec: SandboxSpec) -> None:

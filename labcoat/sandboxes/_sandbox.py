@@ -28,6 +28,7 @@ from labcoat.sandboxes import _container as ctr
 from labcoat.sandboxes import files
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
 from labcoat.sandboxes.channel import Channel, ChannelClosed, b64, exec_stream, kill_marked
+from labcoat.sandboxes.disk import DiskGuard
 from labcoat.sandboxes.engine import START_HINT, docker_host
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class DockerSandbox:
         self._use_channel = use_channel and channel is not None
         self._copied_out = 0
         self.closed = False
+        self.disk = DiskGuard.of(scratch, spec.disk_mb)
+        """Watches the writable folders against `spec.disk_mb` (None: no limit)."""
 
     def __repr__(self) -> str:
         return f"DockerSandbox({self.name}, {self.id[:12]})"
@@ -71,9 +74,23 @@ class DockerSandbox:
         """Run `cmd` (a string through `bash -c`) in `cwd` (default `spec.workdir`).
 
         `env` is merged over `spec.env`; nothing of the host's environment is passed. At
-        `timeout_s` the command's whole process tree is killed and `timed_out` is set.
+        `timeout_s` the command's whole process tree is killed and `timed_out` is set. When the
+        writable folders reach `spec.disk_mb`, every command process is killed and `disk_full`
+        is set; from then on nothing runs in the sandbox (each later result says why).
         Raises `SandboxUnavailable` only when the sandbox itself failed.
         """
+        if self.disk is None:
+            return await self._exec(cmd, cwd=cwd, env=env, timeout_s=timeout_s, stdin=stdin)
+        refused = self.disk.refusal()
+        if refused is not None:
+            return refused
+        return await self.disk.watch(
+            self._exec(cmd, cwd=cwd, env=env, timeout_s=timeout_s, stdin=stdin),
+            lambda: kill_marked(self.client, self.id, ""))
+
+    async def _exec(self, cmd: str | Sequence[str], *, cwd: str | None,
+                    env: Mapping[str, str] | None, timeout_s: float | None,
+                    stdin: bytes | str | None) -> ExecResult:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         merged = {**self.spec.env, **(env or {})}
@@ -253,6 +270,8 @@ class DockerSandbox:
         `max_file_bytes` and totals over `max_bytes` or the sandbox's `max_copy_bytes`.
         """
         src = self._abs(src)
+        if self.disk is not None and self.disk.exceeded:
+            raise UnsafeOutputError(f"sandbox {self.name}: {self.disk.exceeded}")
         budget = self._budget(src, max_bytes, max_file_bytes)
         bound = self._bound(src)
         try:

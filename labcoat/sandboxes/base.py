@@ -23,6 +23,8 @@ DEFAULT_MAX_FILE_BYTES = 1 << 30
 """Largest single file `read_file`/`get_dir` take out of a sandbox (1 GiB)."""
 DEFAULT_MAX_COPY_BYTES = 4 << 30
 """Largest total `get_dir` takes out of one sandbox over its life (4 GiB)."""
+DEFAULT_DISK_MB = 10 * 1024
+"""What one sandbox may write to /workspace and /outputs together (10 GiB)."""
 
 
 class Mount(BaseModel):
@@ -80,6 +82,9 @@ class SandboxSpec(BaseModel):
     """Largest single file `read_file`/`get_dir` take out of the sandbox."""
     max_copy_bytes: int = DEFAULT_MAX_COPY_BYTES
     """Largest total `get_dir` takes out of the sandbox over its life."""
+    disk_mb: int | None = Field(DEFAULT_DISK_MB, ge=16)
+    """What the sandbox may write to its `writable_dirs` together; past it the command is stopped
+    and every later command and copy is refused ("disk limit exceeded"). None: no limit."""
 
 
 class ExecResult(BaseModel):
@@ -94,15 +99,20 @@ class ExecResult(BaseModel):
     oom_killed: bool = False
     truncated: bool = False
     """True when either stream was cut to its head and tail (a marker shows where)."""
+    disk_full: bool = False
+    """The sandbox reached its disk limit (`SandboxSpec.disk_mb`): the command was stopped."""
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.oom_killed
+        return (self.returncode == 0 and not self.timed_out and not self.oom_killed
+                and not self.disk_full)
 
     @property
     def outcome(self) -> str:
         """How the command ended, in words: `timed out`, `was OOM-killed` or `exited N`."""
+        if self.disk_full:
+            return "was stopped: disk limit exceeded"
         if self.timed_out:
             return "timed out"
         if self.oom_killed:

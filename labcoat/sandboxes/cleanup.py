@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 from labcoat.sandboxes import _container as ctr
+from labcoat.sandboxes import disk
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN
 
 
@@ -49,37 +50,46 @@ def find_orphans(client: DockerClient) -> list[dict[str, Any]]:
     return [c for c in labelled(client) if is_orphan(c.get("Labels") or {})]
 
 
-def remove_containers(client: DockerClient, containers: list[dict[str, Any]]) -> int:
-    """Force-remove (never a graceful stop) and delete their host folders; how many went."""
+def remove_containers(client: DockerClient, containers: list[dict[str, Any]],
+                      scratch_root: Path | None = None) -> int:
+    """Force-remove (never a graceful stop) and delete their host folders; how many went.
+
+    A label is only a claim: the folder it names is deleted only when it resolves to a sandbox
+    folder inside `scratch_root` (default: `ctr.scratch_root()`), never elsewhere on the host.
+    """
+    root = scratch_root or ctr.scratch_root()
     removed = 0
     for container in containers:
         with contextlib.suppress(Exception):
             client.api.remove_container(container["Id"], force=True, v=True)
             removed += 1
-        ctr.remove_scratch((container.get("Labels") or {}).get(ctr.LABEL_SCRATCH))
+        ctr.remove_scratch((container.get("Labels") or {}).get(ctr.LABEL_SCRATCH), root)
     return removed
 
 
 def sweep_scratch(root: Path) -> None:
-    """Remove the scratch folders of dead processes of this host."""
+    """Remove the scratch folders (and disk images, unmounted first) of dead processes of this
+    host."""
     prefix = socket.gethostname() + "-"
     with contextlib.suppress(OSError):
         for folder in root.iterdir():
             pid = folder.name.removeprefix(prefix)
             if folder.name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
+                for point in disk.mounts_under(folder):
+                    disk.unmount(point)
                 shutil.rmtree(folder, ignore_errors=True)
 
 
 def sweep_orphans(client: DockerClient, scratch_root: Path | None = None) -> int:
     """Remove orphaned containers of this host and dead processes' scratch folders."""
-    removed = remove_containers(client, find_orphans(client))
+    removed = remove_containers(client, find_orphans(client), scratch_root)
     sweep_scratch(scratch_root or ctr.scratch_root())
     return removed
 
 
-def remove_run(client: DockerClient, run_id: str) -> int:
+def remove_run(client: DockerClient, run_id: str, scratch_root: Path | None = None) -> int:
     """Remove every container of `run_id`, whatever process made it."""
-    return remove_containers(client, labelled(client, f"{LABEL_RUN}={run_id}"))
+    return remove_containers(client, labelled(client, f"{LABEL_RUN}={run_id}"), scratch_root)
 
 
 def cleanup_command(run_id: str | None) -> str:

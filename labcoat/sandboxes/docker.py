@@ -31,8 +31,9 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -47,6 +48,7 @@ from labcoat.sandboxes.engine import connect
 from labcoat.sandboxes.pool import WarmPool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["DockerProvider", "DockerSandbox"]
 
@@ -127,9 +129,11 @@ class DockerProvider:
         """Create, start and connect one container (about 0.4 s)."""
         await self.preflight(spec)
         name = ctr.container_name(spec, pooled=pooled)
-        scratch = ctr.make_scratch(self.scratch_root, name, spec.writable_dirs)
+        scratch = ctr.process_dir(self.scratch_root) / name
         self._live[name] = None
         try:
+            await _finished(asyncio.to_thread(ctr.make_scratch, self.scratch_root, name,
+                                              spec.writable_dirs, spec.disk_mb))
             box = await self._boot(spec, name, scratch, pooled)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self._discard, name, scratch))
@@ -178,7 +182,7 @@ class DockerProvider:
     def _discard(self, name: str, scratch: Path) -> None:
         with contextlib.suppress(Exception):
             self.client.api.remove_container(name, force=True, v=True)
-        ctr.remove_scratch(scratch)
+        ctr.remove_scratch(scratch, self.scratch_root)
         self._forget(name)
 
     async def cleanup(self, run_id: str | None = None) -> int:
@@ -186,7 +190,7 @@ class DockerProvider:
         await self.start()
         if run_id is None:
             return await asyncio.to_thread(sweep_orphans, self.client, self.scratch_root)
-        return await asyncio.to_thread(remove_run, self.client, run_id)
+        return await asyncio.to_thread(remove_run, self.client, run_id, self.scratch_root)
 
     async def aclose(self) -> None:
         """Remove every container this provider made (pool included) and the run's leftovers."""
@@ -223,6 +227,18 @@ class DockerProvider:
         for name in list(self._live):
             box = self._live.get(name)
             self._discard(name, box.scratch if box else ctr.process_dir(self.scratch_root) / name)
+
+
+async def _finished(work: Awaitable[T]) -> T:
+    """Await work running in a thread; on cancellation, let it finish first (a thread cannot be
+    stopped), so that the clean-up that follows finds what it made (a mount, a container)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 def _engine_error(what: str, err: BaseException) -> SandboxUnavailable:

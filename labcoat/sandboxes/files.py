@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
 from labcoat.errors import UnsafeOutputError
+from labcoat.sandboxes import _fdcopy
 from labcoat.sandboxes.base import DEFAULT_MAX_COPY_BYTES, DEFAULT_MAX_FILE_BYTES
 
 _CHUNK = 1 << 20
@@ -160,11 +161,15 @@ def _copy_out_entry(out: _Out, rel: str, name: str, dirfd: int) -> None:
 
 def _copy_regular(out: _Out, rel: str, name: str, dirfd: int) -> None:
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)
-    with os.fdopen(fd, "rb") as src:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # swapped between stat and open
             raise UnsafeOutputError(f"{out.budget.where}: {rel} changed while being copied")
-        _write_capped(src, out.dest / rel, st.st_mode & 0o755, out.budget, rel, st.st_size)
+        if not _fdcopy.copy_regular(fd, os.path.join(out.dest, rel), st):
+            raise UnsafeOutputError(f"{out.budget.where}: {rel} grew while being copied; "
+                                    "copy it again")
+    finally:
+        os.close(fd)
 
 
 def _write_capped(src: IO[bytes], target: Path, mode: int, budget: Budget, rel: str, size: int,

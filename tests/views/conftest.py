@@ -105,7 +105,18 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A fresh browser page; `page.dialogs` records every dialog (alert, confirm) it opened."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield from _page(browser, bypass_csp=False)
+
+
+@pytest.fixture
+def page_without_csp(browser: Any) -> Iterator[Any]:
+    """A page that ignores the viewer's Content-Security-Policy: what escaping alone does."""
+    yield from _page(browser, bypass_csp=True)
+
+
+def _page(browser: Any, *, bypass_csp: bool) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  bypass_csp=bypass_csp)
     tab = context.new_page()
     tab.dialogs = []
     tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))

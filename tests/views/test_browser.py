@@ -62,8 +62,10 @@ def test_subtask_page_diff_grades_critic_and_transcript(llm_run: Path, viewer: A
     assert page.locator("table.commands tbody tr").count() >= 2  # run and evaluate
 
 
-def test_nothing_an_agent_wrote_executes(llm_run: Path, viewer: Any, page: Any) -> None:
-    v = viewer(llm_run)
+def test_nothing_an_agent_wrote_executes(llm_run: Path, viewer: Any,
+                                         page_without_csp: Any) -> None:
+    """Escaping alone keeps every payload inert (the CSP, a second wall, is bypassed here)."""
+    page, v = page_without_csp, viewer(llm_run)
     base = f"{v.url}runs/{llm_run.name}"
     urls = [v.url, f"{base}/", f"{base}/subtasks/it001-02", f"{base}/subtasks/it001-01",
             f"{base}/manager/1", f"{base}/files/artifacts/it001-02/run.log"]

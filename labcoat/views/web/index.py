@@ -34,7 +34,9 @@ from labcoat.log.lines import BadLine, Chain, TornTail, corrupt, torn_tail
 TRANSCRIPT = frozenset({"llm_call", "tool_call", "llm_error"})
 """Event types that make up an agent's transcript."""
 BATCH = 2000
-"""Events folded at once while indexing (bounds what is held between folds)."""
+"""Events folded at once while indexing, at most ..."""
+BATCH_BYTES = 4 << 20
+"""... and at most this many bytes of them (a log of 50 KB replies must not pile up)."""
 READ_BUDGET_S = 0.4
 """How long one refresh reads at most (a big log is read over several; pages show progress)."""
 MANAGER = "manager"
@@ -97,6 +99,7 @@ class Times:
 @dataclass
 class _Pending:
     events: list[ev.EventBase] = field(default_factory=list)
+    size: int = 0
 
 
 class RunIndex:
@@ -205,7 +208,8 @@ class RunIndex:
         elif event.type in ("subtask_started", "subtask_finished", "subtask_failed") and sid:
             self._time(event, sid)
         pending.events.append(event)
-        if len(pending.events) >= BATCH:
+        pending.size += len(raw)
+        if len(pending.events) >= BATCH or pending.size >= BATCH_BYTES:
             self._fold(pending)
 
     def _time(self, event: ev.EventBase, sid: str) -> None:
@@ -220,6 +224,7 @@ class RunIndex:
         if pending.events:
             self.state = fold(pending.events, self.state)
             pending.events.clear()
+            pending.size = 0
 
     # --- reading lines back -----------------------------------------------------------------
 
