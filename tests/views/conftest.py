@@ -57,10 +57,12 @@ class Viewer:
             self.proc.stdout.close()
 
 
-def start_viewer(target: Path, *more: str, cwd: Path | None = None) -> Viewer:
+def start_viewer(target: Path, *more: str, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> Viewer:
     """Start `labcoat view TARGET --port 0 ...` and wait for the URL it prints."""
     proc = subprocess.Popen([LABCOAT, "view", str(target), "--port", "0", *more], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""),
                      daemon=True).start()
@@ -79,8 +81,9 @@ def viewer() -> Iterator[Any]:
     """`viewer(target, *options)` starts a server; each is stopped (by its PID) afterwards."""
     started: list[Viewer] = []
 
-    def start(target: Path, *more: str, cwd: Path | None = None) -> Viewer:
-        started.append(start_viewer(target, *more, cwd=cwd))
+    def start(target: Path, *more: str, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> Viewer:
+        started.append(start_viewer(target, *more, cwd=cwd, env=env))
         return started[-1]
 
     yield start

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,19 @@ def test_a_single_run_directory_opens_on_its_page(tmp_path: Path, viewer: Any) -
     with urllib.request.urlopen(v.url, timeout=30) as response:
         assert response.url.endswith("/runs/only-run/")
         assert "synth" in response.read().decode()
+
+
+def test_open_starts_the_browser_on_the_url(tmp_path: Path, viewer: Any) -> None:
+    journal_run(tmp_path / "runs" / "run-a", 1)
+    opened = tmp_path / "opened.txt"
+    # Python's webbrowser runs $BROWSER with the URL for %s: here, a command that writes it down.
+    browser = f"{sys.executable} -c \"import sys; open('{opened}', 'w').write(sys.argv[1])\" %s"
+    v = viewer(tmp_path / "runs", "--open", env={"BROWSER": browser})
+    for _ in range(100):
+        if opened.exists() and opened.read_text():
+            break
+        time.sleep(0.1)
+    assert opened.read_text() == v.url
 
 
 def test_a_port_in_use_is_one_message(tmp_path: Path) -> None:
