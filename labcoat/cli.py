@@ -70,6 +70,10 @@ def run(
     patience: Annotated[int, typer.Option(help="Stop after N iterations without gain.")] = 3,
     seed: Annotated[int, typer.Option()] = 0,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    pipeline_depth: Annotated[int, typer.Option(
+        min=1, help="Iterations in flight (1: wait for each iteration to close).")] = 2,
+    role_timeout: Annotated[float | None, typer.Option(
+        help="Seconds a role may work (default: 4 x the experiment's timeout_s).")] = None,
 ) -> None:
     """Start a research run; prints the run directory."""
     from labcoat.orchestrator.commands import RunOptions, start_run
@@ -78,7 +82,7 @@ def run(
         goal=goal, model=model, role_models=role_model or [], base_url=base_url,
         max_iterations=max_iterations, parallel=parallel, budget_usd=budget_usd,
         budget_tokens=budget_tokens, time_limit_s=time_limit, patience=patience, seed=seed,
-        runs_dir=runs_dir,
+        runs_dir=runs_dir, pipeline_depth=pipeline_depth, role_timeout_s=role_timeout,
     )
     sys.exit(start_run(experiment_dir, opts))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -104,6 +105,9 @@ class BridgedSandbox:
     async def get_dir(self, src: str, dest: Path, *, max_bytes: int | None = None) -> None:
         await self.bridge.call(lambda: self.inner.get_dir(src, dest, max_bytes=max_bytes))
 
+    async def kill_all(self) -> int:
+        return await self.bridge.call(self.inner.kill_all)
+
     async def aclose(self) -> None:
         await self.bridge.call(self.inner.aclose)
 
@@ -163,9 +167,9 @@ class _RoleThread(threading.Thread):
         try:
             result = asyncio.run(self._main())
         except BaseException as err:  # infrastructure errors travel back to the run
-            self.outcome.set_exception(err)
+            _settle_outcome(self.outcome, lambda f: f.set_exception(err))
         else:
-            self.outcome.set_result(result)
+            _settle_outcome(self.outcome, lambda f: f.set_result(result))
 
     async def _main(self) -> RoleResult:
         self.loop = asyncio.get_running_loop()
@@ -176,6 +180,13 @@ class _RoleThread(threading.Thread):
         """Ask the role's loop to cancel it (a blocked role notices only when it unblocks)."""
         if self.loop is not None and self.task is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+def _settle_outcome(outcome: concurrent.futures.Future[RoleResult],
+                    settle: Callable[[concurrent.futures.Future[RoleResult]], None]) -> None:
+    """Hand the role's outcome over, unless the run stopped waiting for it (cancelled)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        settle(outcome)
 
 
 async def run_role_isolated(role: Role, subtask: Subtask, ctx: RoleContext,

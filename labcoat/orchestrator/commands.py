@@ -72,6 +72,11 @@ class RunOptions(BaseModel):
     """Stop after this many iterations without improvement (0: never)."""
     seed: int = 0
     runs_dir: Path = Path("runs")
+    pipeline_depth: int = Field(2, ge=1)
+    """Iterations in flight: iteration n is planned once n - depth has closed (1: the
+    iteration barrier of labcoat 0.1; 2: a slot never waits for a slow sibling)."""
+    role_timeout_s: float | None = Field(None, gt=0)
+    """Real-time limit of one role's work; default 4 x the experiment's `timeout_s`."""
 
 
 def new_run_id(name: str) -> str:

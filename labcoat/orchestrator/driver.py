@@ -68,7 +68,7 @@ def build_brain(state: RunState, exp: Experiment, registry: RoleRegistry, journa
 
 
 async def _drive(lab: Lab) -> int:
-    from labcoat.orchestrator.graph import build_graph, recursion_limit
+    from labcoat.orchestrator.scheduler import Scheduler
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -82,7 +82,7 @@ async def _drive(lab: Lab) -> int:
     for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await build_graph(lab).ainvoke({}, {"recursion_limit": recursion_limit(lab)})
+        await Scheduler(lab).run()
     except asyncio.CancelledError:
         if not caught:
             raise

@@ -1,7 +1,8 @@
-"""The loop's planning steps: plan an iteration, plan its review, decide, finish or pause.
+"""The loop's planning steps: plan an iteration, plan its review, close it, finish or pause.
 
 The manager (either brain) proposes; these steps record what it proposed and when an iteration
-closes. Whether the run goes on is `routing.stop_reason`, a function of the log alone.
+closes. What they see is the run as it stood for the iterations they concern (`as_of`), so the
+same log always gives the same plan, however the work in flight happens to be timed.
 """
 
 from __future__ import annotations
@@ -11,24 +12,21 @@ import time
 from labcoat.agents.manager import Plan
 from labcoat.experiment import beats
 from labcoat.orchestrator.lab import Lab
-from labcoat.orchestrator.routing import stop_reason
+from labcoat.orchestrator.schedule import planning_view
 
 
-async def plan(lab: Lab) -> Plan:
-    """Ask the manager for the next iteration's subtasks; finish when it has none."""
-    iteration = lab.state.iteration + 1
-    proposed = await lab.manager.plan(lab.state, iteration)
+async def plan_iteration(lab: Lab, iteration: int, depth: int) -> Plan:
+    """Ask the manager for iteration `iteration`'s subtasks, from the run as it stood when
+    iteration `iteration - depth` closed; record them (an empty plan records nothing)."""
+    proposed = await lab.manager.plan(planning_view(lab.state, iteration, depth), iteration)
     if proposed.subtasks:
         _record(lab, proposed, iteration)
-    else:
-        finish(lab, "the manager has nothing left to try")
     return proposed
 
 
-async def review(lab: Lab) -> Plan:
-    """Ask the manager for critic subtasks on this iteration's unreviewed leaders."""
-    iteration = lab.state.iteration
-    proposed = await lab.manager.review(lab.state, iteration)
+async def review(lab: Lab, iteration: int) -> Plan:
+    """Ask the manager for critic subtasks on the leaders as iteration `iteration` stands."""
+    proposed = await lab.manager.review(lab.state.as_of(iteration), iteration)
     if proposed.subtasks:
         _record(lab, proposed, iteration)
     return proposed
@@ -39,21 +37,22 @@ def _record(lab: Lab, proposed: Plan, iteration: int) -> None:
              subtasks=[s.model_dump(mode="json") for s in proposed.subtasks])
 
 
-def decide(lab: Lab) -> None:
-    """Close the iteration, saying whether its best beats the previous iteration's."""
-    st = lab.state
-    best = st.best
-    previous = st.closed[-1].best_metric if st.closed else None
-    improved = best is not None and beats(best.metric, previous, st.direction)
-    lab.emit("iteration_closed", best_subtask=best.subtask if best else None,
+def close(lab: Lab, iteration: int) -> None:
+    """Close an iteration, saying whether the best as it stands beats the previous close's."""
+    view = lab.state.as_of(iteration)
+    best = view.best
+    previous = view.closed[-1].best_metric if view.closed else None
+    improved = best is not None and beats(best.metric, previous, view.direction)
+    lab.emit("iteration_closed", iteration=iteration,
+             best_subtask=best.subtask if best else None,
              best_metric=best.metric if best else None, improved=improved)
 
 
-def finish(lab: Lab, reason: str | None = None) -> None:
+def finish(lab: Lab, reason: str | None) -> None:
     """End the run (`run_finished`) with its best result."""
     best = lab.state.best
-    why = reason or stop_reason(lab.state, time_up=lab.time_up()) or "stopped"
-    lab.emit("run_finished", reason=why, best_subtask=best.subtask if best else None,
+    lab.emit("run_finished", reason=reason or "stopped",
+             best_subtask=best.subtask if best else None,
              best_commit=best.commit if best else None,
              best_metric=best.metric if best else None)
 

@@ -91,7 +91,7 @@ def test_plugin_role_gets_a_subtask(toy: Path, tmp_path: Path, test_plugin: str)
     listed = labcoat("roles", str(exp))
     assert "ablator" in listed.stdout and "plugin labcoat-test-plugin" in listed.stdout
     proc = labcoat("run", str(exp), "--max-iterations", "2", "--parallel", "2",
-                   "--runs-dir", str(tmp_path / "runs"))
+                   "--pipeline-depth", "1", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
     events = read_events(run_dir)
