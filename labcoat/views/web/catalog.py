@@ -55,6 +55,8 @@ class Catalog:
             if index is None or stale(index):
                 index = self._indexes[name] = RunIndex(run_dir)
         index.refresh(budget_s)
+        if index.behind:
+            index.catch_up()
         return index
 
     def problem(self) -> str | None:

@@ -129,6 +129,7 @@ class RunIndex:
         """Size and mtime of the log when `problem` was found (a new one means: read again)."""
         self.diffs: dict[tuple[str, str], str] = {}
         """Diffs already computed (commits never change)."""
+        self._reader: threading.Thread | None = None
 
     @property
     def events(self) -> int:
@@ -154,6 +155,20 @@ class RunIndex:
                 self.problem = str(err)
                 self.stamp = _stamp(self.path)
             return (self.events, self.torn) != before or self.problem is not None
+
+    def catch_up(self) -> None:
+        """Read to the end of the log in the background, a budget at a time (pages built
+        meanwhile show what was read so far). Does nothing when a reader already runs."""
+        with self.lock:
+            if self._reader is not None and self._reader.is_alive():
+                return
+            self._reader = threading.Thread(target=self._read_all, daemon=True,
+                                            name=f"labcoat-view-index-{self.run_dir.name}")
+            self._reader.start()
+
+    def _read_all(self) -> None:
+        while self.behind and self.problem is None and self.refresh():
+            time.sleep(0.005)  # let a waiting page take the lock between budgets
 
     def _read_new(self, deadline: float | None) -> None:
         if not self.path.is_file():

@@ -6,6 +6,7 @@ URL is percent-encoded here, and every link points into the viewer (agents never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Protocol
@@ -27,7 +28,9 @@ class Links(Protocol):
     def events(self) -> str | None: ...
 
 
+@functools.lru_cache(maxsize=16384)
 def _q(value: str) -> str:
+    """`value` percent-encoded as one path segment (cached: a page links the same ids often)."""
     return quote(value, safe="")
 
 

@@ -10,11 +10,12 @@ from labcoat.text import first_line, num
 from labcoat.views.report import cost_line
 from labcoat.views.web import svg
 from labcoat.views.web.catalog import Catalog
-from labcoat.views.web.digest import plan_digest
+from labcoat.views.web.digest import plan_digests
 from labcoat.views.web.index import READ_BUDGET_S, Plan, RunIndex, manager_key
 from labcoat.views.web.links import Links, LiveLinks
 from labcoat.views.web.models import (
     Nav,
+    PlanDigest,
     PlanView,
     RunPage,
     RunRow,
@@ -104,7 +105,10 @@ def run_page(name: str, index: RunIndex, links: Links | None = None, *, s: int |
         subtasks=[_subtask_row(x) for x in islice(state.subtasks.values(), rows.start,
                                                   rows.end)],
         subtask_pages=rows, chart=svg.chart(state, index.points, links),
-        tree=svg.tree(state, links), plans=[_plan(x, index) for x in newest], plan_pages=plans)
+        tree=svg.tree(state, links), plans=[_plan(x, d, index) for x, d in
+                                            zip(newest, plan_digests(index, newest),
+                                                strict=True)],
+        plan_pages=plans)
 
 
 def _reading(index: RunIndex) -> str | None:
@@ -151,7 +155,7 @@ def _subtask_row(s: SubtaskState) -> SubtaskRow:
                       summary=shown(first_line(text, 160), 200))
 
 
-def _plan(plan: Plan, index: RunIndex) -> PlanView:
+def _plan(plan: Plan, digest: PlanDigest, index: RunIndex) -> PlanView:
     state = index.state
     subtasks = []
     for sid in plan.subtasks:
@@ -161,4 +165,4 @@ def _plan(plan: Plan, index: RunIndex) -> PlanView:
     calls = index.calls.get(manager_key(plan.iteration))
     return PlanView(iteration=plan.iteration, seq=plan.seq, time=clock(plan.ts),
                     rationale=shown(plan.rationale, 4000), subtasks=subtasks,
-                    digest=plan_digest(index, plan), manager_calls=len(calls or ()))
+                    digest=digest, manager_calls=len(calls or ()))
