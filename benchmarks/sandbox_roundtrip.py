@@ -7,7 +7,11 @@ All figures come from the same run on the same engine:
 * `throughput`: `true` commands per second with 1, 4 and 8 sandboxes driven in parallel;
 * `acquire`: a warm-pool acquisition vs a cold create + start (goal <= 0.1);
 * `teardown`: forced removal of a running sandbox;
-* `big_output`: a command printing `--output-gb` GB, and how much labcoat's peak RSS grew.
+* `big_output`: a command printing `--output-gb` GB, and how much labcoat's peak RSS grew;
+* `read_file`: files of 8, 32 and 100 MiB read back whole, from /workspace (the host folder behind
+  it, through O_NOFOLLOW descriptors) and from /tmp (through the exec channel): medians, MB/s,
+  and linearity (seconds per MiB at 100 MiB over seconds per MiB at 8 MiB; 1.0 is linear;
+  goal: 100 MiB in <= 2 s).
 
 Usage: `.venv/bin/python benchmarks/sandbox_roundtrip.py [--quick]`
 """
@@ -109,6 +113,30 @@ async def big_output(provider: DockerProvider, spec: SandboxSpec, gb: float) -> 
             "kept_chars": len(res.stdout), "host_peak_rss_growth_mb": round(grown, 1)}
 
 
+READ_SIZES_MIB = (8, 32, 100)
+
+
+async def read_file(provider: DockerProvider, spec: SandboxSpec, reps: int) -> dict:
+    roomy = spec.model_copy(update={"tmpfs_mb": 256, "memory_mb": 1024})
+    out: dict[str, Any] = {}
+    async with await provider.create_cold(roomy) as box:
+        for where in ("/workspace", "/tmp"):
+            rows = {}
+            for mib in READ_SIZES_MIB:
+                path = f"{where}/read-{mib}.bin"
+                await box.exec(f"head -c {mib << 20} /dev/urandom > {path}", timeout_s=300)
+                times = [await timed(box.read_file(path, max_bytes=128 << 20))
+                         for _ in range(reps)]
+                await box.exec(f"rm -f {path}")
+                med = statistics.median(times)
+                rows[f"{mib}_mib"] = {"median_s": round(med, 3),
+                                      "mb_per_s": round(mib * 1.048576 / med, 1)}
+            per_mib = [rows[f"{m}_mib"]["median_s"] / m for m in (READ_SIZES_MIB[0], 100)]
+            rows["linearity_100_vs_8"] = round(per_mib[1] / per_mib[0], 2)
+            out[where] = rows
+    return out
+
+
 async def main(args: argparse.Namespace) -> dict:
     run_id = f"bench-sandbox-{os.getpid()}"
     spec = SandboxSpec(image=default_image(), run_id=run_id, memory_mb=512, cpus=1.0)
@@ -118,6 +146,7 @@ async def main(args: argparse.Namespace) -> dict:
         out["throughput"] = [await throughput(provider, spec, k, args.seconds) for k in (1, 4, 8)]
         out.update(await acquire(spec, run_id + "-pool", args.pool_n))
         out["big_output"] = await big_output(provider, spec, args.output_gb)
+        out["read_file"] = await read_file(provider, spec, args.read_reps)
     return out
 
 
@@ -128,10 +157,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput point")
     parser.add_argument("--pool-n", type=int, default=5, help="cold and warm acquisitions")
     parser.add_argument("--output-gb", type=float, default=5.0, help="size of the big output")
+    parser.add_argument("--read-reps", type=int, default=5, help="reads timed per file size")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke test")
     args = parser.parse_args()
     if args.quick:
         args.n, args.raw_n, args.seconds, args.pool_n, args.output_gb = 50, 10, 1.0, 3, 0.2
+        args.read_reps = 2
     return args
 
 

@@ -16,6 +16,9 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         failed with a labcoat error); the fold ignores both. `tool_call.result`: what the
         model was shown for the call (its end, capped at TAIL_CAP; None in older logs, which
         kept only the arguments, and for `submit`, which ends the loop).
+        `sandbox_exec.oom_kills`: processes the OOM killer took while the command ran, the
+        command itself not counted (`oom_killed` says that one); written only when non-zero,
+        so 0 in older logs.
 
 Older records are upgraded in memory by `upgrade` (the file is never rewritten); a record
 newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.
@@ -116,6 +119,9 @@ class SandboxExec(EventBase):
     duration_s: float
     timed_out: bool = False
     oom_killed: bool = False
+    """The command itself died of it."""
+    oom_kills: int = Field(default=0, ge=0)
+    """Other processes (its children) OOM-killed while it ran (optional v1 field)."""
     stdout_tail: str = ""
     stderr_tail: str = ""
 

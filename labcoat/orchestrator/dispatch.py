@@ -32,7 +32,12 @@ async def work(lab: Lab, sid: str) -> None:
     """Run subtask `sid`'s role (at most `parallel` at once, retried once on a dead sandbox)."""
     check_disk_floor(lab.run_dir, lab.provider)
     async with lab.semaphore:
-        await retrying(lambda s: _work(lab, s), sid)
+        await retrying(lambda s: _work(lab, s), sid, lambda s, why: _give_up(lab, s, why))
+
+
+async def _give_up(lab: Lab, sid: str, error: str) -> None:
+    rec = lab.state.subtasks[sid]
+    failed(lab, Subtask.model_validate(rec.subtask), max(rec.attempts, 1), error)
 
 
 async def _work(lab: Lab, sid: str) -> None:

@@ -148,6 +148,9 @@ class Grader:
     async def _exec(self, box: Sandbox, cmd: str, sid: str, iteration: int, step: str,
                     ) -> ExecResult:
         res = await box.exec(cmd, timeout_s=self.experiment.spec.resources.timeout_s)
+        # Nothing the command started may outlive it: a daemon left by `setup` would otherwise
+        # run on through `run`, and one left by `run` would change the outputs being copied.
+        await box.kill_all()
         self.emit("sandbox_exec", iteration=iteration, subtask_id=sid,
                   **res.log_fields(f"[{step}] {cmd}"))
         log = self.artifacts / sid / f"{step}.log"

@@ -98,16 +98,32 @@ class Lab:
 
 
 
-async def retrying(step: Callable[[str], Awaitable[None]], sid: str) -> None:
+GiveUp = Callable[[str, str], Awaitable[None]]
+"""`give_up(sid, error)`: record that subtask `sid`'s step failed for good."""
+
+
+async def retrying(step: Callable[[str], Awaitable[None]], sid: str, give_up: GiveUp) -> None:
     """Run a step; when its sandbox died but the engine is up, run it once more in a fresh one
-    (a re-run starts from the base commit, as after a resume). Engine down: raise."""
+    (a re-run starts from the base commit, as after a resume). When the fresh one dies too, the
+    subtask fails (`give_up`): pausing the run instead would make every resume hit the same
+    wall. Engine down: raise (the run pauses, resumable)."""
     try:
         await step(sid)
+        return
     except SandboxUnavailable:
-        from labcoat.sandboxes.engine import ping
-
-        await asyncio.to_thread(ping, 3.0)  # raises SandboxUnavailable when it is down
+        await _engine_answers()
+    try:
         await step(sid)
+    except SandboxUnavailable as err:
+        await _engine_answers()
+        await give_up(sid, f"its sandbox failed twice, so the subtask is given up: {err}")
+
+
+async def _engine_answers() -> None:
+    """Return when the engine answers; else raise `SandboxUnavailable` (the run pauses)."""
+    from labcoat.sandboxes.engine import ping
+
+    await asyncio.to_thread(ping, 3.0)
 
 
 __all__ = ["Lab", "no_model", "retrying"]

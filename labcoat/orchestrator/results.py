@@ -22,7 +22,16 @@ async def grade(lab: Lab, sid: str) -> None:
     """Grade subtask `sid`'s result (at most `parallel` at once, retried once)."""
     check_disk_floor(lab.run_dir, lab.provider)
     async with lab.semaphore:
-        await retrying(lambda s: _grade(lab, s), sid)
+        await retrying(lambda s: _grade(lab, s), sid, lambda s, why: _grade_failed(lab, s, why))
+
+
+async def _grade_failed(lab: Lab, sid: str, error: str) -> None:
+    rec = lab.state.subtasks[sid]
+    assert rec.tree is not None, f"{sid} has no result tree to grade"
+    outcome = GradeOutcome(error=error)
+    sub = Subtask.model_validate(rec.subtask)
+    commit = await asyncio.to_thread(commit_result, lab, sub, rec.tree, rec.summary, outcome)
+    record_grade(lab, sid, commit, rec.seed, outcome, rec.iteration)
 
 
 async def _grade(lab: Lab, sid: str) -> None:

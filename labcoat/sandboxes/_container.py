@@ -1,10 +1,16 @@
 """How a `SandboxSpec` becomes a hardened container: create arguments, labels, preflight, scratch.
 
-Secure by default: no network, uid 10001, every capability dropped, no-new-privileges, the
-engine's default seccomp profile, a read-only root with a tmpfs at /tmp, pids/cpu/memory limits
-with swap equal to memory, an init as PID 1, a capped log driver, and no environment at all beyond
-the image's (labcoat hands each command its environment through the exec channel). Writable
-folders (`/workspace`, `/outputs`) are per-sandbox host folders bind-mounted in.
+Secure by default: no network, every command as uid 10001 with no capability at all (an empty
+bounding set too), no-new-privileges, the engine's default seccomp profile, a read-only root with
+a tmpfs at /tmp, pids/cpu/memory limits with swap equal to memory, an init as PID 1, a capped log
+driver, and no environment at all beyond the image's (labcoat hands each command its environment
+through the exec channel). Writable folders (`/workspace`, `/outputs`) are per-sandbox host
+folders bind-mounted in.
+
+labcoat's own processes (the init, its `sleep`, the exec agent) run as root so that no command
+can signal them or reach their descriptors; the container keeps for them only `AGENT_CAPS`: the
+agent drops every command to uid 10001 (SETUID, SETGID), kills what the commands leave behind
+(KILL) and empties the bounding set its children inherit (SETPCAP).
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ if TYPE_CHECKING:
 from labcoat.errors import ConfigError, SandboxUnavailable
 from labcoat.sandboxes import disk
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN, LABEL_SUBTASK, SandboxSpec
+from labcoat.sandboxes.channel import SANDBOX_GID, SANDBOX_UID
 from labcoat.sandboxes.engine import docker_host
 
 log = logging.getLogger(__name__)
 
-SANDBOX_UID = SANDBOX_GID = 10001
+AGENT_CAPS = ["SETUID", "SETGID", "KILL", "SETPCAP"]
+"""The only capabilities in the container: the exec agent's (commands get none)."""
 LABEL_SCRATCH = "labcoat.scratch"
 """Host folder holding the sandbox's bind-mounted writable folders (removed with it)."""
 POOL_SUBTASK = "pool"
@@ -76,7 +84,7 @@ def create_kwargs(api: APIClient, spec: SandboxSpec, name: str, scratch: Path, *
     """Arguments for `APIClient.create_container`."""
     return {
         "image": spec.image, "name": name, "entrypoint": ["sleep"], "command": ["infinity"],
-        "user": f"{SANDBOX_UID}:{SANDBOX_GID}", "working_dir": spec.workdir,
+        "user": "0:0", "working_dir": spec.workdir,
         "labels": labels(spec, scratch, pooled=pooled), "hostname": "sandbox",
         "environment": {},
         "host_config": api.create_host_config(**host_config(spec, scratch)),
@@ -86,7 +94,8 @@ def create_kwargs(api: APIClient, spec: SandboxSpec, name: str, scratch: Path, *
 def host_config(spec: SandboxSpec, scratch: Path) -> dict[str, Any]:
     memory = f"{spec.memory_mb}m"
     config: dict[str, Any] = {
-        "network_mode": spec.network, "cap_drop": ["ALL"], "privileged": spec.unsafe_privileged,
+        "network_mode": spec.network, "cap_drop": ["ALL"], "cap_add": AGENT_CAPS,
+        "privileged": spec.unsafe_privileged,
         "security_opt": ["no-new-privileges:true"], "read_only": True, "init": True,
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m,mode=1777"},
         "pids_limit": spec.pids_limit, "nano_cpus": int(spec.cpus * 1e9),

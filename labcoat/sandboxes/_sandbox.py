@@ -2,15 +2,17 @@
 
 Commands go through the in-container agent (about a millisecond each); when the agent cannot run
 (no python3 in the image) or cannot be restarted, each command is its own engine exec instead.
-A command's failure, timeout or OOM kill is an `ExecResult`; the container, the engine or the
-channel dying under a command is `SandboxUnavailable` (an infrastructure failure: the command's
-outcome is unknown, so the caller should retry in a new sandbox).
+Either way every command and file operation runs as the sandbox user, and labcoat's own
+processes (the init, the agent) run as root, out of the commands' reach.
+
+A command's failure, timeout, OOM kill or failure to start is an `ExecResult`; the container,
+the engine or the channel dying under a command is `SandboxUnavailable` (an infrastructure
+failure: the command's outcome is unknown, so the caller should retry in a new sandbox).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
 import logging
 import os
@@ -18,24 +20,41 @@ import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
 from labcoat.errors import SandboxUnavailable, UnsafeOutputError
 from labcoat.sandboxes import _container as ctr
-from labcoat.sandboxes import files
+from labcoat.sandboxes import _fallback, files
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
-from labcoat.sandboxes.channel import Channel, ChannelClosed, b64, exec_stream, kill_marked
+from labcoat.sandboxes.channel import Channel, ChannelClosed, exec_stream, kill_user
 from labcoat.sandboxes.disk import DiskGuard
 from labcoat.sandboxes.engine import START_HINT, docker_host
+from labcoat.sandboxes.wire import (
+    ExecReply,
+    KillReply,
+    Message,
+    ReadReply,
+    Reply,
+    WireError,
+    parse_reply,
+)
 
 log = logging.getLogger(__name__)
 
 AGENT_GRACE_S = 3.0
 """How long past a command's deadline the agent may take to report the kill."""
+FILE_TIMEOUT_S = 120.0
+"""How long one read_file or write_file through the agent may take."""
 OWNER = (ctr.SANDBOX_UID, ctr.SANDBOX_GID)
+R = TypeVar("R", bound=Reply)
+
+
+def max_blob(spec: SandboxSpec) -> int:
+    """The most bytes one reply of the agent may carry for sandboxes of `spec`."""
+    return max(spec.max_file_bytes, 4 * spec.output_cap_bytes) + (1 << 16)
 
 
 class DockerSandbox:
@@ -85,8 +104,7 @@ class DockerSandbox:
         if refused is not None:
             return refused
         return await self.disk.watch(
-            self._exec(cmd, cwd=cwd, env=env, timeout_s=timeout_s, stdin=stdin),
-            lambda: kill_marked(self.client, self.id, ""))
+            self._exec(cmd, cwd=cwd, env=env, timeout_s=timeout_s, stdin=stdin), self.kill_all)
 
     async def _exec(self, cmd: str | Sequence[str], *, cwd: str | None,
                     env: Mapping[str, str] | None, timeout_s: float | None,
@@ -100,29 +118,29 @@ class DockerSandbox:
         if channel is None:
             return await self._exec_fallback(argv, merged, workdir, data, timeout_s, started)
         req = {"argv": argv, "cwd": workdir, "env": merged, "timeout": timeout_s,
-               "stdin": None if data is None else b64(data), "cap": self.spec.output_cap_bytes}
+               "cap": self.spec.output_cap_bytes}
         deadline = None if timeout_s is None else timeout_s + AGENT_GRACE_S
         try:
-            reply = await channel.request("exec", timeout_s=deadline, **req)
+            msg = await channel.request("exec", timeout_s=deadline, blob=data, **req)
         except TimeoutError:
             return await self._agent_hung(channel, started)
         except ChannelClosed as err:
             raise await self._unavailable("the command", err) from None
-        return self._result(reply, started)
+        return await self._result(channel, msg, started)
 
-    def _result(self, reply: dict[str, Any], started: float) -> ExecResult:
-        if "error" in reply:
-            raise SandboxUnavailable(f"sandbox {self.name}: exec agent error: {reply['error']}")
+    async def _result(self, channel: Channel, msg: Message, started: float) -> ExecResult:
+        reply = await self._parsed(channel, ExecReply, msg, 2, "the command")
+        out, err_ = (b.decode("utf-8", "replace") for b in msg.blobs)
         return ExecResult(
-            returncode=reply["rc"], stdout=reply["stdout"], stderr=reply["stderr"],
-            timed_out=reply["timed_out"], oom_killed=reply["oom"], truncated=reply["truncated"],
-            duration_s=time.monotonic() - started,
+            returncode=reply.rc, stdout=out, stderr=err_, timed_out=reply.timed_out,
+            oom_killed=reply.oom, oom_kills=reply.oom_kills, start_error=reply.start_error,
+            truncated=reply.truncated, duration_s=time.monotonic() - started,
         )
 
     async def _agent_hung(self, channel: Channel, started: float) -> ExecResult:
-        """The agent missed the deadline (stopped or starved by the command): kill everything."""
-        await kill_marked(self.client, self.id, "", *filter(None, [channel.agent_pid]))
+        """The agent missed the deadline (starved by the commands): kill every command."""
         await channel.aclose()
+        await self._kill_user()
         log.warning("sandbox %s: exec agent missed a deadline; killed its commands", self.name)
         return ExecResult(returncode=137, timed_out=True, duration_s=time.monotonic() - started,
                           stderr="[labcoat: timeout; the exec agent stopped answering, so every "
@@ -136,29 +154,40 @@ class DockerSandbox:
             res = await exec_stream(self.client, self.id, argv, env=env, workdir=workdir,
                                     stdin=data, timeout_s=timeout_s,
                                     cap=self.spec.output_cap_bytes)
+            why = None if res.started else await _fallback.start_error(
+                self.client, self.id, argv[0], workdir, env)
         except Exception as err:
             raise await self._unavailable("the command", err) from None
-        oom = res.returncode == 137 and await self._oom_event_since(wall)
+        ooms = await _fallback.oom_events_since(self.client, self.id, wall)
+        died = res.returncode == 137 and ooms > 0 and not res.timed_out
         return ExecResult(
-            returncode=res.returncode, stdout=res.stdout.text(), stderr=res.stderr.text(),
-            timed_out=res.timed_out, oom_killed=oom,
+            returncode=(127 if why == "ENOENT" else 126) if why else res.returncode,
+            stdout=res.stdout.text(), stderr=res.stderr.text(), timed_out=res.timed_out,
+            oom_killed=died, oom_kills=ooms - died, start_error=why,
             truncated=res.stdout.truncated or res.stderr.truncated,
             duration_s=time.monotonic() - started,
         )
 
-    async def _oom_event_since(self, wall: float) -> bool:
-        """Did the engine report an `oom` event for this container since `wall`?"""
-        flt = {"container": self.id, "event": "oom", "type": "container"}
-
-        def scan() -> bool:
-            stream = self.client.api.events(since=int(wall), until=int(time.time()) + 1,
-                                            filters=flt, decode=True)
-            return any(True for _ in stream)
-
+    async def kill_all(self) -> int:
+        """SIGKILL every process of the sandbox user: whatever the commands started, daemons
+        that called setsid or cleared their environment included. The init and the agent run
+        as root and stay. Returns how many were killed (-1: unknown, on the fallback path)."""
+        channel = await self._live_channel()
+        what = "killing the commands' processes"
+        if channel is None:
+            await self._kill_user()
+            return -1
         try:
-            return await asyncio.to_thread(scan)
-        except Exception:
-            return False
+            msg = await channel.request("kill_all", timeout_s=30.0)
+        except (ChannelClosed, TimeoutError) as err:
+            raise await self._unavailable(what, err) from None
+        return (await self._parsed(channel, KillReply, msg, 0, what)).killed
+
+    async def _kill_user(self) -> None:
+        try:
+            await kill_user(self.client, self.id)
+        except Exception as err:
+            raise await self._unavailable("killing the commands' processes", err) from None
 
     async def _live_channel(self) -> Channel | None:
         """The agent's channel, restarted once if it died; None means the fallback path."""
@@ -172,12 +201,24 @@ class DockerSandbox:
         if not self._use_channel:
             return None
         try:
-            self._channel = await Channel.start(self.client, self.id)
+            self._channel = await Channel.start(self.client, self.id, max_blob=max_blob(self.spec))
         except Exception as err:
             log.warning("sandbox %s: exec agent restart failed (%s); one exec per command",
                         self.name, err)
             self._use_channel, self._channel = False, None
         return self._channel
+
+    async def _parsed(self, channel: Channel, model: type[R], msg: Message, blobs: int,
+                      what: str) -> R:
+        """The agent's reply as `model`. The agent is labcoat's own and out of the commands'
+        reach, so a reply it cannot have meant breaks the channel: `SandboxUnavailable`."""
+        try:
+            if "error" in msg.header:
+                raise WireError(f"exec agent error: {msg.header['error']}")
+            return parse_reply(model, msg, blobs)
+        except WireError as err:
+            await channel.aclose()
+            raise await self._unavailable(what, err) from None
 
     async def _unavailable(self, what: str, err: BaseException) -> SandboxUnavailable:
         cause = await self._diagnose()
@@ -199,52 +240,54 @@ class DockerSandbox:
         if not state.get("Running"):
             return (f"its container stopped (exit {state.get('ExitCode')}, "
                     f"OOMKilled={state.get('OOMKilled')})")
-        return "the exec agent inside it died (the command may have killed it)"
+        return "the exec channel broke (the exec agent died or answered out of turn)"
 
     # ---- single files -----------------------------------------------------------------------
 
     async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes:
-        """The file's bytes; `UnsafeOutputError` over `max_bytes`, `OSError`s as in Python."""
+        """The file's bytes, read with the sandbox user's rights; `OSError`s as in Python,
+        `UnsafeOutputError` over `max_bytes`. A plain file under /workspace or /outputs is read
+        straight from the host folder behind it (no copy through the container)."""
         path = self._abs(path)
         cap = min(max_bytes, self.spec.max_file_bytes)
-        reply = await self._request("read", path=path, max=cap)
-        if reply is None:
-            return await self._read_fallback(path, cap)
-        if "too_big" in reply:
-            raise _too_big(self.name, path, reply["too_big"], cap)
-        return base64.b64decode(reply["data"])
-
-    async def write_file(self, path: str, data: bytes | str) -> None:
-        """Write (creating parent folders) as the sandbox user."""
-        path = self._abs(path)
-        raw = data.encode() if isinstance(data, str) else data
-        if await self._request("write", path=path, data=b64(raw)) is None:
-            script = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
-            res = await self.exec(["sh", "-c", script, "sh", path], stdin=raw)
-            if res.returncode != 0:
-                raise OSError(errno.EIO, f"writing {path} in sandbox {self.name}: {res.stderr}")
-
-    async def _request(self, op: str, **fields: Any) -> dict[str, Any] | None:
+        bound = self._bound(path)
+        if bound is not None:
+            data = await asyncio.to_thread(files.read_plain, *bound, cap, OWNER)
+            if data is not None:
+                return data
         channel = await self._live_channel()
         if channel is None:
-            return None
-        try:
-            reply = await channel.request(op, timeout_s=120.0, **fields)
-        except (ChannelClosed, TimeoutError) as err:
-            raise await self._unavailable(f"{op} of {fields.get('path')}", err) from None
-        if "error" in reply:
-            code = getattr(errno, reply.get("errno") or "EIO", errno.EIO)
-            raise OSError(code, f"sandbox {self.name}: {reply['error']}")
-        return reply
+            data = await _fallback.read_file(self.client, self.id, path, cap, self.name)
+            if len(data) > cap:
+                raise _too_big(self.name, path, None, cap)
+            return data
+        msg = await self._file_op(channel, "read", path=path, max=cap)
+        reply = await self._parsed(channel, ReadReply, msg, 1, f"read of {path}")
+        if reply.too_big is not None:
+            raise _too_big(self.name, path, reply.too_big, cap)
+        return msg.blobs[0]
 
-    async def _read_fallback(self, path: str, cap: int) -> bytes:
-        res = await exec_stream(self.client, self.id, ["cat", path], env={}, workdir=None,
-                                stdin=None, timeout_s=120.0, cap=cap + 1)
-        if res.returncode != 0:
-            raise FileNotFoundError(errno.ENOENT, f"sandbox {self.name}: {res.stderr.text()}")
-        if res.stdout.total > cap:
-            raise _too_big(self.name, path, res.stdout.total, cap)
-        return bytes(res.stdout.head)
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        """Write (creating parent folders) as the sandbox user, with its rights."""
+        path = self._abs(path)
+        raw = data.encode() if isinstance(data, str) else data
+        channel = await self._live_channel()
+        if channel is None:
+            await _fallback.write_file(self.client, self.id, path, raw, self.name)
+        else:
+            await self._file_op(channel, "write", blob=raw, path=path)
+
+    async def _file_op(self, channel: Channel, op: str, *, blob: bytes | None = None,
+                       path: str, **fields: object) -> Message:
+        try:
+            msg = await channel.request(op, timeout_s=FILE_TIMEOUT_S, blob=blob, path=path,
+                                        **fields)
+        except (ChannelClosed, TimeoutError) as err:
+            raise await self._unavailable(f"{op} of {path}", err) from None
+        if "error" in msg.header:
+            code = getattr(errno, str(msg.header.get("errno") or "EIO"), errno.EIO)
+            raise OSError(code, f"{os.strerror(code)} (in sandbox {self.name})", path)
+        return msg
 
     # ---- directory trees ----------------------------------------------------------------------
 
@@ -265,13 +308,17 @@ class DockerSandbox:
                       max_file_bytes: int | None = None) -> None:
         """Copy sandbox folder `src` to host folder `dest`, refusing anything unsafe.
 
-        Symlinks are kept only when they point inside the folder; absolute paths, `..`,
-        escaping links, device nodes and FIFOs raise `UnsafeOutputError`, as do files over
-        `max_file_bytes` and totals over `max_bytes` or the sandbox's `max_copy_bytes`.
+        Every process the commands started is killed first (`kill_all`), so nothing changes
+        the tree while it is read; an entry that changes all the same fails the copy with
+        `UnsafeOutputError`. Symlinks are kept only when they point inside the folder; absolute
+        paths, `..`, escaping links, device nodes and FIFOs raise `UnsafeOutputError`, as do
+        files over `max_file_bytes` and totals over `max_bytes` or the sandbox's
+        `max_copy_bytes`.
         """
         src = self._abs(src)
         if self.disk is not None and self.disk.exceeded:
             raise UnsafeOutputError(f"sandbox {self.name}: {self.disk.exceeded}")
+        await self.kill_all()
         budget = self._budget(src, max_bytes, max_file_bytes)
         bound = self._bound(src)
         try:
@@ -336,8 +383,9 @@ def _owner() -> tuple[int, int] | None:
     return OWNER if os.geteuid() == 0 else None
 
 
-def _too_big(name: str, path: str, size: int, cap: int) -> UnsafeOutputError:
+def _too_big(name: str, path: str, size: int | None, cap: int) -> UnsafeOutputError:
+    size_is = f"is {size} bytes," if size is not None else "is"
     return UnsafeOutputError(
-        f"sandbox {name}: {path} is {size} bytes, over the cap of {cap} bytes; read a part of it "
+        f"sandbox {name}: {path} {size_is} over the cap of {cap} bytes; read a part of it "
         "(e.g. `exec('tail -c 100000 FILE')`) or raise `max_bytes`"
     )

@@ -1,7 +1,8 @@
 """The Sandbox protocol: what every backend (Docker today, others later) must provide.
 
-A non-zero exit, a timeout, an OOM kill or truncated output is a *result* (`ExecResult`): the
-model sees it. Only infrastructure failure raises `SandboxUnavailable`: the person sees it.
+A non-zero exit, a timeout, an OOM kill, truncated output or a command that could not start is
+a *result* (`ExecResult`): the model sees it. Only infrastructure failure raises
+`SandboxUnavailable`: the person sees it.
 """
 
 from __future__ import annotations
@@ -97,6 +98,14 @@ class ExecResult(BaseModel):
     stderr: str = ""
     timed_out: bool = False
     oom_killed: bool = False
+    """The command itself was killed for want of memory (not merely one of its children)."""
+    oom_kills: int = Field(default=0, ge=0)
+    """Processes the OOM killer took while the command ran, the command itself not counted
+    (typically its children; the command may still have exited 0)."""
+    start_error: str | None = None
+    """Why the command could not start at all, as an errno name (`ENOENT`: no such program or
+    working directory; `EACCES`: not executable); None when it started. `returncode` is then
+    127 or 126, as a shell would say."""
     truncated: bool = False
     """True when either stream was cut to its head and tail (a marker shows where)."""
     disk_full: bool = False
@@ -109,26 +118,46 @@ class ExecResult(BaseModel):
                 and not self.disk_full)
 
     @property
+    def started(self) -> bool:
+        """False when the command could not start (see `start_error`)."""
+        return self.start_error is None
+
+    @property
     def outcome(self) -> str:
-        """How the command ended, in words: `timed out`, `was OOM-killed` or `exited N`."""
+        """How the command ended, in words: `timed out`, `was OOM-killed`, `could not start`
+        or `exited N`."""
         if self.disk_full:
             return "was stopped: disk limit exceeded"
         if self.timed_out:
             return "timed out"
         if self.oom_killed:
             return "was OOM-killed (out of memory)"
+        if self.start_error is not None:
+            return f"could not start ({self.start_error})"
         return f"exited {self.returncode}"
+
+    @property
+    def oom_warning(self) -> str:
+        """A warning when the OOM killer took processes of the command's (else empty)."""
+        if not self.oom_kills:
+            return ""
+        return f"{self.oom_kills} child process(es) OOM-killed (out of memory)"
 
     def describe(self, cmd: str, *, limit: int = 600) -> str:
         """One line for a person or a model: what ran, how it ended, the end of its output."""
         text = self.stderr.strip() or self.stdout.strip()
-        return f"`{cmd}` {self.outcome}: {text[-limit:] if text else '(no output)'}"
+        warning = f" [warning: {self.oom_warning}]" if self.oom_kills else ""
+        return f"`{cmd}` {self.outcome}{warning}: {text[-limit:] if text else '(no output)'}"
 
     def log_fields(self, cmd: str) -> dict[str, object]:
         """The fields of a `sandbox_exec` log event (the event caps the output it keeps)."""
-        return {"cmd": cmd, "returncode": self.returncode, "duration_s": self.duration_s,
-                "timed_out": self.timed_out, "oom_killed": self.oom_killed,
-                "stdout_tail": self.stdout, "stderr_tail": self.stderr}
+        fields: dict[str, object] = {
+            "cmd": cmd, "returncode": self.returncode, "duration_s": self.duration_s,
+            "timed_out": self.timed_out, "oom_killed": self.oom_killed,
+            "stdout_tail": self.stdout, "stderr_tail": self.stderr}
+        if self.oom_kills:  # an optional v1 field: logs without it still load
+            fields["oom_kills"] = self.oom_kills
+        return fields
 
 
 @runtime_checkable
@@ -151,9 +180,21 @@ class Sandbox(Protocol):
         dies."""
         ...
 
-    async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes: ...
+    async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes:
+        """The file's bytes, read with the sandbox user's rights; `OSError`s as in Python
+        (FileNotFoundError, PermissionError, IsADirectoryError), `UnsafeOutputError` over
+        `max_bytes`."""
+        ...
 
-    async def write_file(self, path: str, data: bytes | str) -> None: ...
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        """Create or replace the file (and its missing folders) as the sandbox user; `OSError`s
+        as in Python."""
+        ...
+
+    async def kill_all(self) -> int:
+        """SIGKILL every process the commands started (daemons that called setsid or cleared
+        their environment included); labcoat's own stay. Returns how many were killed."""
+        ...
 
     async def put_dir(self, src: Path, dest: str = "/workspace") -> None:
         """Copy a host folder's contents into the sandbox at `dest`."""

@@ -1,20 +1,22 @@
 """The host side of the exec channel: JSON lines to and from the in-container agent.
 
-One `docker exec -i` carries the agent's stdin and stdout for the container's whole life (Docker
-multiplexes stdout/stderr in 8-byte-header frames over the hijacked HTTP connection), so a command
-costs one JSON line each way (about a millisecond) instead of a runc exec (about 70 ms).
+One `docker exec -i -u 0` carries the agent's stdin and stdout for the container's whole life
+(Docker multiplexes stdout/stderr in 8-byte-header frames over the hijacked HTTP connection), so a
+command costs one JSON line each way (about a millisecond) instead of a runc exec (about 70 ms).
+The agent runs as root with almost no capabilities and drops every command to the sandbox user,
+so nothing a command does reaches this stream (see `execd`); the reader is bounded and linear
+all the same (`wire.Splitter`), and anything malformed closes the channel.
 
 `exec_stream` is the fallback and recovery path without an agent: one engine exec per command,
-still streamed frame by frame into bounded head + tail buffers (never `exec_run(demux=True)`).
+as the sandbox user, still streamed frame by frame into bounded head + tail buffers (never
+`exec_run(demux=True)`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
-import json
 import logging
 import secrets
 import socket
@@ -28,11 +30,15 @@ if TYPE_CHECKING:
     from docker import APIClient, DockerClient
 
 from labcoat.sandboxes.execd import MARKER_ENV, Capture
+from labcoat.sandboxes.wire import Message, Splitter, request_line
 
 log = logging.getLogger(__name__)
 
+SANDBOX_UID = SANDBOX_GID = 10001
+SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
+"""Every command and file operation runs as this user; labcoat's own processes run as root."""
 AGENT_SOURCE = (Path(__file__).with_name("execd.py")).read_text()
-AGENT_CMD = ["python3", "-I", "-u", "-c", AGENT_SOURCE]
+AGENT_CMD = ["python3", "-I", "-u", "-c", AGENT_SOURCE, str(SANDBOX_UID), str(SANDBOX_GID)]
 STDOUT, STDERR = 1, 2
 
 
@@ -60,8 +66,9 @@ class ExecSocket:
                 return
             yield header[0], payload
 
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
+    async def send(self, *parts: bytes) -> None:
+        for part in parts:  # written in one go: concurrent requests never interleave
+            self.writer.write(part)
         await self.writer.drain()
 
     def close_stdin(self) -> None:
@@ -83,22 +90,23 @@ class ExecSocket:
 
 async def open_exec(
     client: DockerClient, container_id: str, argv: Sequence[str], *, stdin: bool,
-    env: Mapping[str, str] | None = None, workdir: str | None = None,
+    env: Mapping[str, str] | None = None, workdir: str | None = None, user: str = SANDBOX_USER,
 ) -> ExecSocket:
-    """Create and start an exec, returning its stdio as asyncio streams."""
+    """Create and start an exec as `user`, returning its stdio as asyncio streams."""
     exec_id, sock, response = await asyncio.to_thread(
-        _start_exec, client.api, container_id, list(argv), stdin, dict(env or {}), workdir
+        _start_exec, client.api, container_id, list(argv), stdin, dict(env or {}), workdir, user
     )
     reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
     return ExecSocket(exec_id, reader, writer, response)
 
 
 def _start_exec(
-    api: APIClient, cid: str, argv: list[str], stdin: bool, env: dict[str, str], workdir: str | None
+    api: APIClient, cid: str, argv: list[str], stdin: bool, env: dict[str, str],
+    workdir: str | None, user: str,
 ) -> tuple[str, socket.socket, Any]:
     exec_id = api.exec_create(
         cid, argv, stdin=stdin, stdout=True, stderr=True, tty=False,
-        environment=env or None, workdir=workdir,
+        environment=env or None, workdir=workdir, user=user,
     )["Id"]
     # `exec_start(socket=True)` drops the HTTP response, and with it our claim on the pooled
     # connection: a later API call could then be written into the agent's stdin. Keep it.
@@ -118,38 +126,42 @@ def _start_exec(
 class Channel:
     """Request/response over the agent's stdin/stdout; several requests may be in flight."""
 
-    def __init__(self, sock: ExecSocket, container_id: str) -> None:
+    def __init__(self, sock: ExecSocket, container_id: str, *, max_blob: int) -> None:
         self.sock, self.container_id = sock, container_id
         self.closed = False
         self.agent_pid = 0
         self.agent_stderr: deque[str] = deque(maxlen=20)
+        self._splitter = Splitter(max_blob=max_blob)
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[Message]] = {}
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def start(cls, client: DockerClient, container_id: str, *,
+    async def start(cls, client: DockerClient, container_id: str, *, max_blob: int,
                     timeout_s: float = 30.0) -> Channel:
-        """Start the agent in the container and wait for its first answer."""
-        channel = cls(await open_exec(client, container_id, AGENT_CMD, stdin=True), container_id)
+        """Start the agent (as root: it drops every command to the sandbox user) and wait for
+        its first answer. `max_blob` bounds the bytes one reply may carry."""
+        sock = await open_exec(client, container_id, AGENT_CMD, stdin=True, user="0:0")
+        channel = cls(sock, container_id, max_blob=max_blob)
         try:
             hello = await channel.request("ping", timeout_s=timeout_s)
         except (ChannelClosed, TimeoutError):
             await channel.aclose()
             raise ChannelClosed(f"the exec agent did not start: {channel.stderr_tail()}") from None
-        channel.agent_pid = int(hello.get("pid") or 0)
+        channel.agent_pid = int(hello.header.get("pid") or 0)
         return channel
 
-    async def request(self, op: str, *, timeout_s: float | None = None, **fields: Any,
-                      ) -> dict[str, Any]:
-        """Send one request; `ChannelClosed` if the agent is gone, `TimeoutError` if it is late."""
+    async def request(self, op: str, *, timeout_s: float | None = None, blob: bytes | None = None,
+                      **fields: object) -> Message:
+        """Send one request (with `blob`'s bytes after it); `ChannelClosed` if the agent is
+        gone or the stream broke, `TimeoutError` if the answer is late."""
         if self.closed:
             raise ChannelClosed(self.stderr_tail())
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            await self.sock.send(json.dumps({"id": rid, "op": op, **fields}).encode() + b"\n")
+            await self.sock.send(request_line(rid, op, fields, blob), *([blob] if blob else []))
         except OSError as err:
             self._pending.pop(rid, None)
             raise ChannelClosed(f"writing to the agent failed: {err!r}") from None
@@ -162,7 +174,7 @@ class Channel:
         return " | ".join(self.agent_stderr) or "no message from the agent"
 
     async def _read_loop(self) -> None:
-        """Deliver answers until the stream ends. Whatever ends it (EOF, a garbled line, a
+        """Deliver answers until the stream ends. Whatever ends it (EOF, a broken message, a
         socket error) fails every pending request at once: never a silent hang."""
         try:
             await self._read_frames()
@@ -175,15 +187,12 @@ class Channel:
             self._fail_all()
 
     async def _read_frames(self) -> None:
-        buffer = b""
         async for stream, payload in self.sock.frames():
             if stream == STDERR:
                 self._note_stderr(payload)
                 continue
-            buffer += payload
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                self._deliver(line)
+            for msg in self._splitter.feed(payload):
+                self._deliver(msg)
 
     def _note_stderr(self, payload: bytes) -> None:
         text = payload.decode("utf-8", "replace").strip()
@@ -191,14 +200,9 @@ class Channel:
             log.debug("agent in %s: %s", self.container_id[:12], text)
             self.agent_stderr.append(text[-500:])
 
-    def _deliver(self, line: bytes) -> None:
-        if not line.strip():
-            return
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            raise ValueError(f"the agent wrote a line that is not JSON: {line[:200]!r}") from None
-        fut = self._pending.get(msg.get("id"))
+    def _deliver(self, msg: Message) -> None:
+        rid = msg.header.get("id")
+        fut = self._pending.get(rid) if isinstance(rid, int) else None
         if fut is not None and not fut.done():
             fut.set_result(msg)
 
@@ -225,13 +229,17 @@ class StreamedExec:
     stderr: Capture
     returncode: int
     timed_out: bool
+    started: bool = True
+    """False when the engine could not start the command at all (no such program, not
+    executable, no such working directory): the exec never got a process."""
 
 
 async def exec_stream(
     client: DockerClient, container_id: str, argv: Sequence[str], *, env: Mapping[str, str],
     workdir: str | None, stdin: bytes | None, timeout_s: float | None, cap: int,
 ) -> StreamedExec:
-    """Run one command as its own engine exec (the fallback path), streaming into captures.
+    """Run one command as its own engine exec as the sandbox user (the fallback path), streaming
+    into captures.
 
     The command carries a unique `LABCOAT_EXEC` marker in its environment; at the deadline every
     process still carrying it (its whole tree, setsid'd daemons included) is killed.
@@ -250,8 +258,9 @@ async def exec_stream(
     if timed_out:
         await kill_marked(client, container_id, token)
     info = await asyncio.to_thread(client.api.exec_inspect, sock.exec_id)
-    code = info.get("ExitCode")
-    return StreamedExec(out, err, 137 if timed_out or code is None else int(code), timed_out)
+    code = 137 if timed_out or info.get("ExitCode") is None else int(info["ExitCode"])
+    started = bool(info.get("Pid", 1)) or code not in (126, 127)  # the engine's own report
+    return StreamedExec(out, err, code, timed_out, started)
 
 
 async def _pump_frames(sock: ExecSocket, out: Capture, err: Capture, timeout_s: float | None,
@@ -269,8 +278,9 @@ async def _pump_frames(sock: ExecSocket, out: Capture, err: Capture, timeout_s: 
     return True
 
 
-# Kills every process whose environment carries the marker (any command's when $1 is empty),
-# plus the pids given after it; never PID 1 (the init) nor the container's main process.
+# Run as the sandbox user (whose processes' environments it can read, and whom alone it can
+# signal): kills every process whose environment carries the marker (any command's when $1 is
+# empty), plus the pids given after it.
 _KILL_SCRIPT = """
 me=$$; tag=$1; shift
 for round in 1 2 3; do
@@ -294,9 +304,16 @@ async def kill_marked(client: DockerClient, container_id: str, token: str = "", 
         await asyncio.to_thread(_run_sync, client.api, container_id, argv)
 
 
+# `kill -1` as the sandbox user reaches every process of that user but the caller itself, and
+# nothing of root's (the init, the agent); it fails once there is nobody left to signal.
+_KILL_USER_SCRIPT = "for i in $(seq 200); do kill -9 -1 2>/dev/null || exit 0; done"
+
+
+async def kill_user(client: DockerClient, container_id: str) -> None:
+    """SIGKILL every process of the sandbox user (the fallback path's `kill_all`)."""
+    argv = ["sh", "-c", _KILL_USER_SCRIPT]
+    await asyncio.to_thread(_run_sync, client.api, container_id, argv)
+
+
 def _run_sync(api: APIClient, container_id: str, argv: list[str]) -> None:
-    api.exec_start(api.exec_create(container_id, argv)["Id"])
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    api.exec_start(api.exec_create(container_id, argv, user=SANDBOX_USER)["Id"])

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 from labcoat.errors import SandboxUnavailable
 from labcoat.sandboxes import _container as ctr
-from labcoat.sandboxes._sandbox import DockerSandbox
+from labcoat.sandboxes._sandbox import DockerSandbox, max_blob
 from labcoat.sandboxes.base import SandboxSpec
 from labcoat.sandboxes.channel import Channel, ChannelClosed
 from labcoat.sandboxes.cleanup import remove_run, sweep_orphans
@@ -161,13 +161,13 @@ class DockerProvider:
             raise
         except Exception as err:
             raise _engine_error(f"creating sandbox {name}", err) from None
-        channel = await self._channel(cid, name) if self.exec_channel else None
+        channel = await self._channel(cid, name, spec) if self.exec_channel else None
         return DockerSandbox(self.client, cid, name, spec, scratch, channel,
                              on_close=self._forget, use_channel=self.exec_channel)
 
-    async def _channel(self, cid: str, name: str) -> Channel | None:
+    async def _channel(self, cid: str, name: str, spec: SandboxSpec) -> Channel | None:
         try:
-            return await Channel.start(self.client, cid)
+            return await Channel.start(self.client, cid, max_blob=max_blob(spec))
         except ChannelClosed as err:
             log.warning("sandbox %s: no exec agent (%s); using one engine exec per command",
                         name, err)

@@ -1,43 +1,92 @@
 """execd: the exec daemon that runs inside every sandbox container (stdlib-only Python).
 
-The host starts it with one `docker exec -i ... python3 -I -u -c <this source>` and talks to it in
-JSON lines over that exec's stdin/stdout, so it works in any image that merely has python3 and needs
-no network or port. Each request is answered on its own thread, so commands may overlap.
+The host starts it once per container as root (`docker exec -i -u 0 ... python3 -I -u -c <this
+source> UID GID`) and talks to it over that exec's stdin/stdout; one thread per request.
 
-Requests: ``{"id": n, "op": "ping" | "exec" | "read" | "write", ...}``; replies carry the same
-``id`` and either the op's fields or ``{"error": message, "errno": name}``.
+It keeps only CAP_SETUID/SETGID/KILL (and SETPCAP, used once to empty the bounding set commands
+inherit), no groups, and is non-dumpable. Commands run as UID:GID with no groups, no capabilities
+and no-new-privileges; file operations run under that user's filesystem identity (`setfsuid`, per
+thread), so files are made, owned and refused as the sandbox user's. A command can neither signal
+execd nor open its descriptors: replies cannot be forged and execd cannot be killed from inside.
 
-``exec`` runs argv as the leader of a new session, streams both pipes into a head + tail buffer
-(so memory stays bounded whatever the command prints), and at the deadline kills the whole tree:
-the session, the process group, every descendant, and any process still carrying this command's
-``LABCOAT_EXEC`` marker (which catches daemons that called setsid and were re-parented). OOM kills
-are read from the memory cgroup's ``oom_kill`` counter before and after the command.
+Wire format, both ways: one JSON object per line; bytes are announced (`"blob": n` in a request,
+`"blobs": [n, ...]` in a reply) and follow the line raw. Requests: ``{"id": n, "op": "ping" |
+"exec" | "read" | "write" | "kill_all", ...}``; replies carry the same ``id`` and the op's fields
+or ``{"error": message, "errno": name}``.
 
-This file must stay importable and runnable on its own (no labcoat imports).
+``exec`` runs argv as a session leader, keeps head + tail of both pipes, and at the deadline kills
+the tree (session, group, descendants, and whatever carries its ``LABCOAT_EXEC`` marker). From
+the cgroup's ``oom_kill`` counter: ``oom`` (the command itself died of it) and ``oom_kills`` (how
+many others did meanwhile); ``start_error`` names the errno of a command that could not start.
+``kill_all`` SIGKILLs every process of the sandbox user until none is left. This file must stay
+importable and runnable on its own (no labcoat imports).
 """
 
-import base64
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 Request = dict[str, Any]
-Reply = dict[str, Any]
+Reply = tuple[dict, list[bytes]]
 
 MARKER_ENV = "LABCOAT_EXEC"
 DRAIN_S = 0.2  # background children may keep the pipes open after the leader exits
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+PR_SET_DUMPABLE, PR_CAPBSET_DROP = 4, 24
 _write_lock = threading.Lock()
+
+
+class SandboxUser:
+    """The identity commands and file operations take: uid:gid, no groups, no capabilities."""
+
+    def __init__(self, uid: int, gid: int, libc: ctypes.CDLL | None) -> None:
+        self.uid, self.gid, self.libc = uid, gid, libc
+
+    @contextlib.contextmanager
+    def files(self) -> Iterator[None]:
+        """This thread's filesystem identity is the sandbox user's for the block."""
+        libc = self.libc
+        assert libc is not None, "harden() first"
+        libc.setfsgid(self.gid)
+        libc.setfsuid(self.uid)
+        try:
+            yield
+        finally:
+            libc.setfsuid(0)
+            libc.setfsgid(0)
+
+
+USER = SandboxUser(10001, 10001, None)
+
+
+def harden(uid: int, gid: int) -> SandboxUser:
+    """Non-dumpable, no groups, an empty bounding set for every child; refuse to run unprivileged
+    (commands would then share execd's uid, and could forge its replies)."""
+    if os.geteuid() != 0:
+        raise SystemExit("labcoat agent: must start as root (it drops to the sandbox user)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_DUMPABLE, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0),
+               ctypes.c_ulong(0))
+    os.setgroups([])
+    with open("/proc/sys/kernel/cap_last_cap") as fh:
+        last = int(fh.read())
+    for cap in range(last + 1):  # without CAP_SETPCAP this fails: children keep CapEff=0 anyway
+        libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0))
+    return SandboxUser(uid, gid, libc)
 
 
 class Capture:
@@ -60,14 +109,16 @@ class Capture:
             while self.tail and self.tail_len - len(self.tail[0]) >= self.cap:
                 self.tail_len -= len(self.tail.popleft())
 
-    def text(self) -> str:
+    def data(self) -> bytes:
+        """Head and tail, with a `[... N bytes truncated ...]` marker between when cut."""
         tail = b"".join(self.tail)[-self.cap :] if self.tail else b""
         dropped = self.total - len(self.head) - len(tail)
-        head = self.head.decode("utf-8", "replace")
         if dropped <= 0:
-            return head + tail.decode("utf-8", "replace")
-        marker = f"\n[... {dropped} bytes truncated ...]\n"
-        return head + marker + tail.decode("utf-8", "replace")
+            return bytes(self.head) + tail
+        return bytes(self.head) + f"\n[... {dropped} bytes truncated ...]\n".encode() + tail
+
+    def text(self) -> str:
+        return self.data().decode("utf-8", "replace")
 
     @property
     def truncated(self) -> bool:
@@ -103,16 +154,16 @@ def proc_table() -> dict[int, tuple[int, int, int]]:
 
 
 def carries_marker(pid: int, marker: bytes) -> bool:
-    try:
+    try:  # readable only with the sandbox user's filesystem identity (see `tree_of`)
         with open(f"/proc/{pid}/environ", "rb") as fh:
             return marker in fh.read().split(b"\0")
     except OSError:
         return False
 
 
-def tree_of(leader: int, marker: bytes) -> set[int]:
+def tree_of(leader: int, marker: bytes) -> set:
     """Every process that belongs to the command led by `leader`."""
-    table, found = proc_table(), set[int]()
+    table, found = proc_table(), set()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
@@ -122,41 +173,65 @@ def tree_of(leader: int, marker: bytes) -> set[int]:
         if pid not in found:
             found.add(pid)
             stack.extend(children.get(pid, ()))
-    for pid, (_, pgrp, sid) in table.items():
-        if leader in (pgrp, sid) or carries_marker(pid, marker):
-            found.add(pid)
+    with USER.files():
+        for pid, (_, pgrp, sid) in table.items():
+            if leader in (pgrp, sid) or carries_marker(pid, marker):
+                found.add(pid)
     found.discard(os.getpid())
     found.discard(1)
     return found & set(table)
 
 
-def kill_tree(leader: int, marker: bytes) -> None:
-    """SIGKILL the tree until nothing of it is left (a fork bomb may need a few passes)."""
-    for _ in range(50):
-        victims = tree_of(leader, marker)
+def kill_until_gone(find: Callable[[], Iterable[int]], rounds: int) -> set:
+    """SIGKILL what `find()` names until it names nothing (a fork bomb refills between passes;
+    the pids limit bounds it)."""
+    killed: set = set()
+    for _ in range(rounds):
+        victims = set(find())
         for pid in victims:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         if not victims:
-            return
-        time.sleep(0.005)
+            break
+        killed |= victims
+        time.sleep(0.002)
+    return killed
 
 
-def spawn(req: Request, marker: bytes) -> subprocess.Popen[bytes]:
+def user_pids(uid: int) -> list[int]:
+    """Live processes whose real uid is `uid` (read from status: a non-dumpable process's
+    /proc folder is owned by root, whoever runs it)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as fh:
+                fields = {key: value for key, _, value in (ln.partition(":") for ln in fh)}
+        except OSError:
+            continue
+        state, uids = fields.get("State", "Z").split(), fields.get("Uid", "").split()
+        if uids and int(uids[0]) == uid and state and state[0] not in ("Z", "X"):
+            found.append(int(name))
+    return found
+
+
+def spawn(req: Request, marker: bytes, has_stdin: bool) -> "subprocess.Popen[bytes]":
     env = dict(os.environ)
     env.update(req.get("env") or {})
     env[MARKER_ENV] = marker.decode().split("=", 1)[1]
-    has_stdin = req.get("stdin") is not None
-    proc = subprocess.Popen(
-        req["argv"], cwd=req.get("cwd") or None, env=env, start_new_session=True,
-        stdin=subprocess.PIPE if has_stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:  # make the command, not the agent, the OOM killer's first choice
-        with open(f"/proc/{proc.pid}/oom_score_adj", "w") as fh:
-            fh.write("500")
-    except OSError:
-        pass
+    with USER.files():  # the working directory is entered with the sandbox user's rights
+        proc = subprocess.Popen(
+            req["argv"], cwd=req.get("cwd") or None, env=env, start_new_session=True,
+            user=USER.uid, group=USER.gid, extra_groups=[],
+            stdin=subprocess.PIPE if has_stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:  # make the command, not labcoat, the OOM killer's first choice
+            with open(f"/proc/{proc.pid}/oom_score_adj", "w") as fh:
+                fh.write("500")
+        except OSError:
+            pass
     return proc
 
 
@@ -168,8 +243,8 @@ def _grow_pipe(fd: int) -> None:
 class Pump:
     """Moves stdin in and both streams out of one process until it exits (or the deadline)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], cap: int, stdin_data: bytes | None,
-                 ) -> None:
+    def __init__(self, proc: "subprocess.Popen[bytes]", cap: int,
+                 stdin_data: bytes | None) -> None:
         self.proc, self.sel = proc, selectors.DefaultSelector()
         self.out, self.err = Capture(cap), Capture(cap)
         self.pending = memoryview(stdin_data or b"")
@@ -256,88 +331,118 @@ class Pump:
                 pipe.close()
 
 
-def op_exec(req: Request) -> Reply:
+def op_exec(req: Request, stdin: bytes | None) -> Reply:
     marker = f"{MARKER_ENV}={os.getpid()}-{req['id']}-{os.urandom(4).hex()}".encode()
-    stdin = base64.b64decode(req["stdin"]) if req.get("stdin") is not None else None
     oom_before, started = oom_count(), time.monotonic()
     deadline = started + req["timeout"] if req.get("timeout") else None
     try:
-        proc = spawn(req, marker)
+        proc = spawn(req, marker, stdin is not None)
     except OSError as err:
-        code = 127 if err.errno == errno.ENOENT else 126
-        text = f"labcoat: cannot run {req['argv'][0]}: {err}\n"
-        return {"rc": code, "stdout": "", "stderr": text, "timed_out": False, "oom": False,
-                "truncated": False, "dur": 0.0}
+        return not_started(req["argv"][0], err)
     pump = Pump(proc, req.get("cap", 262144), stdin)
     try:
         timed_out = pump.run(deadline)
         if timed_out:
-            kill_tree(proc.pid, marker)
+            kill_until_gone(lambda: tree_of(proc.pid, marker), 50)
             pump.run(None)
         rc = proc.wait()
     finally:
         pump.close()
-    return {"rc": 128 - rc if rc < 0 else rc, "stdout": pump.out.text(), "stderr": pump.err.text(),
-            "timed_out": timed_out, "oom": oom_count() > oom_before >= 0,
-            "truncated": pump.out.truncated or pump.err.truncated,
-            "dur": time.monotonic() - started}
+    ooms = max(0, oom_count() - oom_before) if oom_before >= 0 else 0
+    died = rc == -signal.SIGKILL and ooms > 0 and not timed_out  # the command itself
+    return ({"rc": 128 - rc if rc < 0 else rc, "timed_out": timed_out, "oom": died,
+             "oom_kills": ooms - died, "truncated": pump.out.truncated or pump.err.truncated,
+             "dur": time.monotonic() - started}, [pump.out.data(), pump.err.data()])
 
 
-def op_read(req: Request) -> Reply:
-    with open(req["path"], "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > req["max"]:
-            return {"too_big": size}
-        data = fh.read(req["max"] + 1)
+def not_started(program: str, err: OSError) -> Reply:
+    code = 127 if err.errno == errno.ENOENT else 126
+    text = f"labcoat: cannot run {program}: {err}\n".encode()
+    return ({"rc": code, "timed_out": False, "oom": False, "oom_kills": 0, "truncated": False,
+             "dur": 0.0, "start_error": errno.errorcode.get(err.errno or 0, "EIO")}, [b"", text])
+
+
+def op_read(req: Request, _: bytes | None) -> Reply:
+    with USER.files():
+        fd = os.open(req["path"], os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", req["path"])
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+                raise OSError(errno.EINVAL, "not a regular file", req["path"])
+            if st.st_size > req["max"]:
+                return {"too_big": st.st_size}, []
+            data = fh.read(req["max"] + 1)
     if len(data) > req["max"]:
-        return {"too_big": len(data)}
-    return {"data": base64.b64encode(data).decode()}
+        return {"too_big": len(data)}, []
+    return {}, [data]
 
 
-def op_write(req: Request) -> Reply:
-    parent = os.path.dirname(req["path"])
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(req["path"], "wb") as fh:
-        fh.write(base64.b64decode(req["data"]))
-    return {}
+def op_write(req: Request, data: bytes | None) -> Reply:
+    path = req["path"]
+    with USER.files():
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        # O_NONBLOCK: a FIFO without a reader fails at once instead of blocking this thread
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data or b"")
+    return {}, []
 
 
-def op_ping(req: Request) -> Reply:
-    return {"pid": os.getpid(), "python": sys.version.split()[0], "oom": oom_count()}
+def op_kill_all(req: Request, _: bytes | None) -> Reply:
+    killed = kill_until_gone(lambda: user_pids(USER.uid), 200)
+    return {"killed": len(killed), "left": len(user_pids(USER.uid))}, []
 
 
-OPS = {"exec": op_exec, "read": op_read, "write": op_write, "ping": op_ping}
+def op_ping(req: Request, _: bytes | None) -> Reply:
+    return {"pid": os.getpid(), "python": sys.version.split()[0], "oom": oom_count()}, []
 
 
-def reply(out: BinaryIO, msg: Reply) -> None:
-    line = json.dumps(msg).encode() + b"\n"
+OPS = dict(exec=op_exec, read=op_read, write=op_write, kill_all=op_kill_all, ping=op_ping)
+
+
+def send(out: BinaryIO, header: dict, blobs: list[bytes]) -> None:
+    if blobs:
+        header["blobs"] = [len(b) for b in blobs]
     with _write_lock:
-        out.write(line)
-        out.flush()
+        for part in (json.dumps(header).encode() + b"\n", *blobs):
+            view = memoryview(part)
+            while view:  # with -u stdout is unbuffered: a write may take only part
+                view = view[out.write(view) or 0 :]
 
 
-def handle(out: BinaryIO, req: Request) -> None:
+def handle(out: BinaryIO, req: Request, blob: bytes | None) -> None:
     try:
-        msg = OPS[req["op"]](req)
+        header, blobs = OPS[req["op"]](req, blob)
     except OSError as err:
-        msg = {"error": str(err), "errno": errno.errorcode.get(err.errno or 0, "")}
+        header, blobs = {"error": str(err), "errno": errno.errorcode.get(err.errno or 0, "")}, []
     except Exception as err:  # a bug here must reach the host, not kill the agent
-        msg = {"error": f"{type(err).__name__}: {err}", "errno": ""}
-    msg["id"] = req.get("id")
-    reply(out, msg)
+        header, blobs = {"error": f"{type(err).__name__}: {err}", "errno": ""}, []
+    header["id"] = req.get("id")
+    send(out, header, blobs)
 
 
 def main() -> None:
+    global USER
+    uid, gid = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (10001, 10001)
+    USER = harden(uid, gid)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    out = sys.stdout.buffer
-    for line in sys.stdin.buffer:
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    while True:
+        line = inp.readline()
+        if not line:
+            return
         try:
             req = json.loads(line)
-        except ValueError:
+            size = int(req.get("blob") or 0)
+        except (ValueError, AttributeError):
             sys.stderr.write(f"labcoat agent: ignoring a line that is not JSON: {line[:80]!r}\n")
             continue
-        threading.Thread(target=handle, args=(out, req), daemon=True).start()
+        blob = inp.read(size) if "blob" in req else None
+        threading.Thread(target=handle, args=(out, req, blob), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Two routes, chosen by `DockerSandbox`:
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import stat
@@ -129,18 +130,40 @@ def copy_out(root: Path, rel: str, dest: Path, budget: Budget) -> int:
 
 def _walk_out(out: _Out, dirfd: int, rel: str, root: Path) -> None:
     (out.dest / rel).mkdir(parents=True, exist_ok=True)
-    with os.scandir(dirfd) as entries:
+    with _changing(rel, out.budget.where), os.scandir(dirfd) as entries:
         names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
     for name, is_dir in sorted(names):
         path = os.path.normpath(os.path.join(rel, name))
         if not is_dir:
-            _copy_out_entry(out, path, name, dirfd)
+            with _changing(path, out.budget.where):
+                _copy_out_entry(out, path, name, dirfd)
             continue
-        sub = _step_into(os.dup(dirfd), name, False, root)
+        with _changing(path, out.budget.where):
+            sub = _step_into(os.dup(dirfd), name, False, root)
         try:
             _walk_out(out, sub, path, root)
         finally:
             os.close(sub)
+
+
+_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, errno.ENXIO,
+                       errno.ESTALE})
+"""What reading an entry raises when something in the sandbox deletes or swaps it meanwhile."""
+
+
+@contextlib.contextmanager
+def _changing(rel: str, where: str) -> Iterator[None]:
+    """An entry that vanished or changed kind under us (a process still at work in the sandbox)
+    is the sandbox's doing: `UnsafeOutputError`, never a bare OSError. A failure to write on
+    the host (a full disk) is not converted."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _VANISHED:
+            raise
+        raise UnsafeOutputError(
+            f"{where}: {rel} changed while being copied ({err.strerror}); stop whatever in the "
+            "sandbox still writes there, then copy again") from None
 
 
 def _copy_out_entry(out: _Out, rel: str, name: str, dirfd: int) -> None:
@@ -214,6 +237,53 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "special file"
+
+
+def read_plain(root: Path, rel: str, cap: int, user: tuple[int, int]) -> bytes | None:
+    """`root/rel`'s bytes when it is a plain file of at most `cap` bytes that the sandbox user
+    `user` (uid, gid) may read, reached through real folders that user may search; None for
+    anything else (a symlink on the way, no such file, no permission, too big), which the caller
+    then asks the sandbox itself about (whose answer is authoritative)."""
+    parts = PurePosixPath(rel).parts
+    if not parts or ".." in parts:
+        return None
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            if not _may(os.fstat(fd), 1, user):
+                return None
+            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return _read_leaf(fd, parts[-1], cap, user)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_leaf(dirfd: int, name: str, cap: int, user: tuple[int, int]) -> bytes | None:
+    if not _may(os.fstat(dirfd), 1, user):
+        return None
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _may(st, 4, user) or st.st_size > cap:
+            return None
+        data = src.read(cap + 1)
+    return data if len(data) <= cap else None
+
+
+def _may(st: os.stat_result, bit: int, user: tuple[int, int]) -> bool:
+    """Whether the mode bits grant `bit` (4 read, 1 search) to `user` (uid, gid, no groups)."""
+    if st.st_uid == user[0]:
+        return bool(st.st_mode & (bit << 6))
+    if st.st_gid == user[1]:
+        return bool(st.st_mode & (bit << 3))
+    return bool(st.st_mode & bit)
 
 
 # ---- into a sandbox folder on the host ---------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,42 @@ def test_copy_in_refuses_a_planted_symlink(tmp_path: Path) -> None:
     with pytest.raises((UnsafeOutputError, OSError)):
         copy_in(tmp_path / "tree", root, ".", None)
     assert list(outside.iterdir()) == []
+
+
+def _churn(root: Path, stop: threading.Event) -> None:
+    """What a daemon left running in a sandbox does: entries appear, vanish and change kind."""
+    names = [root / f"e{i}" for i in range(40)]
+    while not stop.is_set():
+        for path in names:
+            with contextlib.suppress(OSError):
+                path.write_bytes(b"x" * 100)
+                path.unlink()
+                path.symlink_to("e0")
+                path.unlink()
+                path.mkdir()
+                (path / "f").write_text("y")
+                (path / "f").unlink()
+                path.rmdir()
+
+
+def test_copy_out_of_a_changing_tree_fails_only_as_unsafe_output(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "kept.txt").write_text("k")
+    stop = threading.Event()
+    churner = threading.Thread(target=_churn, args=(src, stop), daemon=True)
+    churner.start()
+    outcomes: dict[str, int] = {}
+    try:
+        for i in range(3000):
+            if outcomes.get("refused", 0) >= 5:
+                break
+            try:
+                copy_out(src, ".", tmp_path / f"out{i}", Budget(where="test"))
+                outcomes["copied"] = outcomes.get("copied", 0) + 1
+            except UnsafeOutputError:  # never a bare OSError
+                outcomes["refused"] = outcomes.get("refused", 0) + 1
+    finally:
+        stop.set()
+        churner.join()
+    assert outcomes.get("refused", 0) > 0, outcomes  # the race was really run

@@ -104,8 +104,10 @@ def resolve(path: str) -> str:
 def format_exec(result: ExecResult, limit: int) -> str:
     flags = [f for f, on in (("timed out", result.timed_out), ("killed: out of memory",
              result.oom_killed), ("output truncated", result.truncated)) if on]
+    if result.start_error is not None:
+        flags.append(f"could not start: {result.start_error}")
     head = f"exit code: {result.returncode}" + (f" ({', '.join(flags)})" if flags else "")
-    parts = [head]
+    parts = [head] + ([f"warning: {result.oom_warning}"] if result.oom_kills else [])
     if result.stdout:
         parts.append("stdout:\n" + middle(result.stdout, limit // 2))
     if result.stderr:
