@@ -121,12 +121,14 @@ def preflight(exp: Experiment) -> None:
 
 def start_run(experiment_dir: Path, opts: RunOptions) -> int:
     from labcoat.experiment import load_experiment
+    from labcoat.orchestrator.sandboxing import check_workspace_fits
 
     exp = load_experiment(experiment_dir)
     goal = exp.goal(opts.goal)
     brain = resolve_brain(opts)
     check_brain(brain, opts, exp)
     preflight(exp)
+    check_workspace_fits(exp)
     started = _run_started(exp, opts, goal, brain)
     try:
         run_dir = create_run_dir(exp, opts.runs_dir, new_run_id(exp.spec.name), started)

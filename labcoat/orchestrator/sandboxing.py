@@ -55,6 +55,37 @@ def check_disk_floor(run_dir: Path, provider: SandboxProvider) -> None:
                 f"(old runs, `docker system prune`), then `labcoat resume {run_dir}`")
 
 
+def check_workspace_fits(exp: Experiment) -> None:
+    """Every sandbox starts with a copy of the workspace: refuse (exit 2, before the run exists)
+    a workspace larger than `resources.disk`, which no role or grading could even start with."""
+    try:
+        need = _tree_size(exp.workspace_dir)
+    except OSError:
+        return  # an unreadable workspace is reported where it is read in full
+    limit = exp.spec.resources.disk << 20
+    if need > limit:
+        raise ConfigError(
+            f"{exp.workspace_dir} takes {need / 1e6:.0f} MB, more than the {limit / 1e6:.0f} MB "
+            f"each sandbox may write (`resources.disk` in {exp.dir / 'experiment.yaml'}); fix: "
+            "raise `resources.disk`, or move large data out of the workspace")
+
+
+def _tree_size(folder: Path) -> int:
+    """Disk a copy of `folder` takes (4 KiB blocks; .git and __pycache__ are not copied)."""
+    total, stack = 0, [folder]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.name in (".git", "__pycache__"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    total += 4096
+                elif entry.is_file(follow_symlinks=False):
+                    total += -(-entry.stat(follow_symlinks=False).st_size // 4096) * 4096
+    return total
+
+
 def disk_floor(total: int) -> int:
     """The floor in bytes for a disk of `total` bytes, from `$LABCOAT_MIN_FREE_DISK`."""
     raw = os.environ.get(FLOOR_ENV, "").strip() or DEFAULT_FLOOR

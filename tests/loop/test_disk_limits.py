@@ -91,3 +91,14 @@ def test_reproducer_runs_an_executable_script_where_grading_does(tmp_path: Path)
     assert finished and not finished[0].changed  # its outputs/ stayed out of the commit
     assert state.baseline is not None and abs(state.baseline - 0.64) < 0.01
     assert os.access(script, os.X_OK)
+
+
+def test_a_workspace_larger_than_the_disk_limit_is_refused_up_front(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "fat", resources={"cpus": 0.5, "memory": "256m",
+                                                       "disk": "16m"})
+    (exp / "workspace" / "data.bin").write_bytes(bytes(20 << 20))
+    runs = tmp_path / "runs"
+    proc = labcoat("run", str(exp), "--runs-dir", str(runs), env=_env(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert "resources.disk" in proc.stderr and "Traceback" not in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())  # nothing written
