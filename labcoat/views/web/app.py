@@ -41,6 +41,8 @@ from labcoat.views.web.pages import PageError, all_seen, build, seen
 
 POLL_S = 0.2
 """How often a live page's log is checked for new events (updates show within ~0.5 s)."""
+SETTLE_S = 0.05
+"""How long a change may keep growing before it is announced."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 HEADERS = [(b"content-security-policy", f"{CSP}; frame-ancestors 'none'".encode()),
            (b"x-content-type-options", b"nosniff"),
@@ -175,10 +177,14 @@ def _event_routes(app: FastAPI, catalog: Catalog) -> None:
 
 
 async def _changes(count: Callable[[], str]) -> AsyncIterator[str]:
-    """The value of `count()` at once, then each time it changes (checked every POLL_S)."""
+    """The value of `count()` at once, then each time it changes (checked every POLL_S; a burst
+    of appends, as a subtask's end writes, is announced once: the page is fetched once)."""
     last = None
     while True:
         now = await run_in_threadpool(count)
+        if now != last and last is not None:
+            await anyio.sleep(SETTLE_S)
+            now = await run_in_threadpool(count)
         if now != last:
             last = now
             yield now

@@ -107,6 +107,8 @@ class Chart(Page):
     """Iterations along the x axis: (x from, x to, label)."""
     metric: str
     empty: bool
+    total: int = 0
+    """Graded results in the run (the chart draws the latest `MAX_POINTS`)."""
 
 
 class TreeNode(Page):
@@ -127,6 +129,8 @@ class Tree(Page):
     height: int
     nodes: list[TreeNode]
     edges: list[tuple[float, float, float, float]]
+    total: int = 0
+    """Subtasks in the tree's reach (it draws the newest `MAX_NODES` and their lineage)."""
 
 
 class SubtaskRow(Page):

@@ -74,7 +74,7 @@ def _row(name: str, index: RunIndex) -> RunRow:
                   problem=None if index.problem is None else shown(index.problem, 2000))
 
 
-SUBTASK_ROWS = 200
+SUBTASK_ROWS = 100
 """Subtasks in the run page's table at once (the latest by default)."""
 PLANS_SHOWN = 10
 """Plans on the run page at once (the newest first)."""

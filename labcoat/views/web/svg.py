@@ -21,7 +21,7 @@ from labcoat.views.web.models import Chart, ChartPoint, Tree, TreeNode, shown
 
 W, H = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 34
-MAX_POINTS = 1500
+MAX_POINTS = 1000
 """Points drawn at most (the newest); a longer run is summarised by its latest results."""
 BADGES = {"reproducible": "✓ reproducible", "not_reproducible": "✗ refuted",
           "suspicious": "? suspicious", "ok": "✓ ok"}
@@ -47,7 +47,7 @@ def _y_scale(values: Sequence[float]) -> tuple[float, float]:
 
 def chart(state: RunState, points: Sequence[Point], links: Links) -> Chart:
     """The metric chart of `points` (graded events in log order)."""
-    points = points[-MAX_POINTS:]
+    total, points = len(points), points[-MAX_POINTS:]
     values = [p.metric for p in points if p.ok and p.metric is not None and _finite(p.metric)]
     if state.baseline is not None and _finite(state.baseline):
         values.append(state.baseline)
@@ -67,7 +67,7 @@ def chart(state: RunState, points: Sequence[Point], links: Links) -> Chart:
                  baseline_y=None if base is None or not _finite(base) else y(base),
                  y_ticks=[(y(lo + (hi - lo) * k / 4), num(lo + (hi - lo) * k / 4))
                           for k in range(5)],
-                 bands=_bands(state, points, step), metric=metric, empty=False)
+                 bands=_bands(state, points, step), metric=metric, empty=False, total=total)
 
 
 def _place(state: RunState, p: Point, x: float, y: Callable[[float], float],
@@ -116,13 +116,14 @@ def _bands(state: RunState, points: Sequence[Point], step: float) -> list[tuple[
 # --- the experiment tree ----------------------------------------------------------------------
 
 ROW, COL, PAD = 26, 150, 20
-MAX_NODES = 300
+MAX_NODES = 200
 """The newest subtasks drawn (with the ancestors they grew from); the table lists them all."""
 
 
 def tree(state: RunState, links: Links) -> Tree:
     """Subtasks as a tree: a node's parent is the subtask whose result is its base commit."""
     subs = [s for s in state.subtasks.values() if s.role != "critic"]
+    total = len(subs)
     by_commit = {s.commit: s.id for s in subs if s.commit}
     parent = {s.id: by_commit.get(str(s.subtask.get("base_commit", "")), "") for s in subs}
     keep = _lineage([s.id for s in subs[-MAX_NODES:]], parent)
@@ -142,7 +143,7 @@ def tree(state: RunState, links: Links) -> Tree:
              for s in subs]
     width = _x(max(depth.values(), default=0)) + COL
     return Tree(width=int(width), height=int(_y(max(rows.values(), default=0)) + ROW),
-                nodes=[_root(rows.get("", 0.0), state), *nodes], edges=edges)
+                nodes=[_root(rows.get("", 0.0), state), *nodes], edges=edges, total=total)
 
 
 def _lineage(ids: list[str], parent: dict[str, str]) -> set[str]:
