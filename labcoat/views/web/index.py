@@ -21,10 +21,10 @@ import json
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from labcoat.errors import LabcoatError
 from labcoat.log import LOG_NAME, RunState, fold
@@ -32,6 +32,10 @@ from labcoat.log import events as ev
 from labcoat.log.lines import BadLine, Chain, TornTail, corrupt, torn_tail
 
 TRANSCRIPT = frozenset({"llm_call", "tool_call", "llm_error"})
+RESULTS = frozenset({"plan_proposed", "subtask_started", "subtask_finished", "subtask_failed",
+                     "graded", "critique", "run_resumed"})
+"""Event types that change what the run page draws (the chart, the tree, the plans)."""
+T = TypeVar("T")
 """Event types that make up an agent's transcript."""
 BATCH = 2000
 """Events folded at once while indexing, at most ..."""
@@ -130,6 +134,10 @@ class RunIndex:
         self.diffs: dict[tuple[str, str], str] = {}
         """Diffs already computed (commits never change)."""
         self._reader: threading.Thread | None = None
+        self.version = 0
+        """Counts the events that change results (plans, subtask ends, grades, critiques):
+        what is drawn from them is kept until it moves (`memo`)."""
+        self._memo: dict[str, tuple[tuple[object, ...], object]] = {}
 
     @property
     def events(self) -> int:
@@ -222,6 +230,8 @@ class RunIndex:
                                      event.metric, event.ok))
         elif event.type in ("subtask_started", "subtask_finished", "subtask_failed") and sid:
             self._time(event, sid)
+        if event.type in RESULTS:
+            self.version += 1
         pending.events.append(event)
         pending.size += len(raw)
         if len(pending.events) >= BATCH or pending.size >= BATCH_BYTES:
@@ -240,6 +250,15 @@ class RunIndex:
             self.state = fold(pending.events, self.state)
             pending.events.clear()
             pending.size = 0
+
+    def memo(self, name: str, key: tuple[object, ...], make: Callable[[], T]) -> T:
+        """`make()`, kept while `key` (what it depends on) stays the same."""
+        hit = self._memo.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]  # type: ignore[return-value]
+        value = make()
+        self._memo[name] = (key, value)
+        return value
 
     # --- reading lines back -----------------------------------------------------------------
 

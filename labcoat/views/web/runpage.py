@@ -11,7 +11,7 @@ from labcoat.views.report import cost_line
 from labcoat.views.web import svg
 from labcoat.views.web.catalog import Catalog
 from labcoat.views.web.digest import plan_digests
-from labcoat.views.web.index import READ_BUDGET_S, Plan, RunIndex, manager_key
+from labcoat.views.web.index import MANAGER, READ_BUDGET_S, Plan, RunIndex, manager_key
 from labcoat.views.web.links import Links, LiveLinks
 from labcoat.views.web.models import (
     Nav,
@@ -104,11 +104,17 @@ def run_page(name: str, index: RunIndex, links: Links | None = None, *, s: int |
         problem=None if index.problem is None else shown(index.problem, 4000),
         subtasks=[_subtask_row(x) for x in islice(state.subtasks.values(), rows.start,
                                                   rows.end)],
-        subtask_pages=rows, chart=svg.chart(state, index.points, links),
-        tree=svg.tree(state, links), plans=[_plan(x, d, index) for x, d in
-                                            zip(newest, plan_digests(index, newest),
-                                                strict=True)],
-        plan_pages=plans)
+        subtask_pages=rows, plan_pages=plans,
+        chart=index.memo("chart", (index.version, links.run()),
+                         lambda: svg.chart(state, index.points, links)),
+        tree=index.memo("tree", (index.version, links.run()), lambda: svg.tree(state, links)),
+        plans=index.memo("plans", (index.version, links.run(), plans.start, _manager_calls(index)),
+                         lambda: [_plan(x, d, index) for x, d in
+                                  zip(newest, plan_digests(index, newest), strict=True)]))
+
+
+def _manager_calls(index: RunIndex) -> int:
+    return sum(len(lines) for key, lines in index.calls.items() if key.startswith(MANAGER))
 
 
 def _reading(index: RunIndex) -> str | None:
