@@ -17,17 +17,24 @@ BASE = "b" * 40
 
 
 def long_run(n: int) -> RunState:
-    """A state with a reproducer and `n` engineer results (every 7th failed, some refuted)."""
+    """A state with a reproducer and `n` engineer results: every 7th failed; every 11th refuted
+    by a critic (not reproducible), every 13th confirmed (reproducible)."""
     subs = {"it001-01": finished("it001-01", "reproducer", 0.5)}
     for i in range(n):
-        sid = f"it{2 + i // 4:03d}-{i % 4 + 1:02d}"
+        it, slot = 2 + i // 4, i % 4 + 1
+        sid = f"it{it:03d}-{slot:02d}"
         if i % 7 == 3:
-            subs[sid] = SubtaskState(id=sid, role="engineer", iteration=2 + i // 4,
+            subs[sid] = SubtaskState(id=sid, role="engineer", iteration=it,
                                      subtask=subtask(sid), status="failed",
                                      error="Traceback ... ZeroDivisionError " * 20)
-        else:
-            subs[sid] = finished(sid, "engineer", 0.4 + (i % 13) / 50,
-                                 verdict="not_reproducible" if i % 11 == 0 else None)
+            continue
+        verdict = "not_reproducible" if i % 11 == 0 else "reproducible" if i % 13 == 0 else None
+        subs[sid] = finished(sid, "engineer", 0.4 + (i % 13) / 50, verdict=verdict)
+        if verdict:  # the critic's own subtask, which holds its critique
+            cid = f"it{it:03d}-r{slot:02d}"
+            subs[cid] = SubtaskState(
+                id=cid, role="critic", iteration=it, subtask=subtask(cid), status="finished",
+                critique={"target": sid, "verdict": verdict, "reason": "seeds 1, 2: " + verdict})
     return RunState(status="running", config={"goal": "Maximise score. " * 100, "parallel": 2},
                     experiment={"metric": {"name": "score", "direction": "maximize"}},
                     base_commit=BASE, iteration=2 + n // 4, subtasks=subs)
@@ -59,11 +66,39 @@ def test_digest_stays_within_its_token_budget(n: int) -> None:
     assert len(text) <= 800 * 4
     assert "Baseline (unmodified code): 0.5" in text and "Best so far: " in text
     assert len(calls) <= 8, "only the latest results get their diff summarised"
-    newest = list(state.subtasks)[-1]
+    newest = [sid for sid, s in state.subtasks.items() if s.role != "critic"][-1]
     assert newest in text
     if n == 800:
         assert "more not shown" in text
-        assert "Ideas that failed" in text or "Open critiques" not in text
+
+
+def section(text: str, title: str) -> str:
+    """The lines of one section of the digest (empty when it is not there)."""
+    if title not in text:
+        return ""
+    return text.split(title, 1)[1].split("\n\n", 1)[0]
+
+
+def test_digest_shows_doubted_results_and_failed_ideas_when_there_is_room() -> None:
+    state = long_run(40)
+    text = digest(state, max_tokens=20_000)
+    critiques = section(text, "Open critiques:")
+    refuted = [s.id for s in state.subtasks.values() if s.verdict == "not_reproducible"]
+    confirmed = [s.id for s in state.subtasks.values() if s.verdict == "reproducible"]
+    critic_of = {s.critique["target"]: s.id for s in state.subtasks.values() if s.critique}
+    assert len(refuted) == 4 and confirmed
+    for sid in refuted:  # the critic's own words, and which critic said so
+        assert (f"- {sid}: not_reproducible ({critic_of[sid]}): seeds 1, 2: not_reproducible"
+                in critiques), sid
+    assert not any(f"- {sid}:" in critiques for sid in confirmed)  # no doubt, not open
+    ideas = section(text, "Ideas that failed or did not beat the baseline:")
+    older = [s for s in state.subtasks.values() if s.role == "engineer"][::-1][8:]
+    failed = [s.id for s in older if s.status == "failed"]
+    refuted_older = [s.id for s in older if s.verdict == "not_reproducible"]
+    worse = [s.id for s in older if s.metric is not None and s.metric <= 0.5]  # baseline 0.5
+    assert failed and refuted_older and worse
+    for sid in failed + refuted_older + worse:
+        assert f"- {sid} engineer:" in ideas, sid
 
 
 def test_manager_prompt_is_bounded_for_a_long_run(tmp_path: Path) -> None:
