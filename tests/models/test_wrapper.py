@@ -20,10 +20,17 @@ from labcoat.agents.llm.models import (
     text_reply,
     tool_reply,
 )
-from labcoat.errors import BudgetExhausted, ConfigError
+from labcoat.errors import BudgetExhausted, ConfigError, ModelAuthError
 
-from .conftest import CANARY, SHAPES, ask, ask_async, model_for, run, server_for
-from .servers import anthropic_text, anthropic_tool, openai_text, openai_tool
+from .conftest import CANARY, SHAPES, SPECS, ask, ask_async, model_for, run, server_for
+from .servers import (
+    anthropic_error,
+    anthropic_text,
+    anthropic_tool,
+    openai_error,
+    openai_text,
+    openai_tool,
+)
 
 BASH = ToolSpec(name="bash", description="run a command",
                 parameters={"type": "object", "properties": {"command": {"type": "string"}}})
@@ -158,11 +165,38 @@ def test_factory_specs_keys_and_role_models(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
     model = build_model("openai:gpt-4.1", base_url="http://127.0.0.1:9/v1")
     assert model.name == "gpt-4.1" and model.price == price_for("openai", "gpt-4.1")
-    assert CANARY not in repr(model) and CANARY not in str(model.budget.__dict__)
     assert parse_role_models(["critic=openai:gpt-4.1", "engineer = anthropic:x"]) == {
         "critic": "openai:gpt-4.1", "engineer": "anthropic:x"}
     with pytest.raises(ConfigError, match="ROLE=SPEC"):
         parse_role_models(["critic"])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_key_from_the_environment_is_sent_and_redacted_from_events(
+        shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The factory reads the key from the environment and hands that same key to the redaction:
+    a provider echoing it (in a reply, in an error) never puts it into an event or a message."""
+    monkeypatch.setenv("OPENAI_API_KEY" if shape == "openai" else "ANTHROPIC_API_KEY", CANARY)
+    text, error = (openai_text, openai_error) if shape == "openai" else (anthropic_text,
+                                                                         anthropic_error)
+    events: list[tuple[str, dict]] = []
+    script = [text(f"my key is {CANARY}"),
+              error(401, f"Incorrect API key provided: {CANARY}.", type="authentication_error")]
+    with server_for(shape, script) as srv:
+        model = build_model(SPECS[shape], base_url=srv.base_url, reply_retry_wait_s=0.0,
+                            emit=lambda kind, fields: events.append((kind, dict(fields))))
+
+        async def twice() -> None:
+            await ask_async(model)
+            await ask_async(model, close=True)
+
+        with pytest.raises(ModelAuthError) as err:
+            run(twice())
+    sent = {k.lower(): v for k, v in srv.requests[0].headers.items()}
+    assert sent.get("authorization") == f"Bearer {CANARY}" or sent.get("x-api-key") == CANARY
+    assert [kind for kind, _ in events] == ["llm_call", "llm_error"]
+    assert "my key is" in json.dumps(events[0][1]["reply"])
+    assert CANARY not in json.dumps(events) and CANARY not in str(err.value)
 
 
 def test_local_server_needs_no_key_and_gets_max_tokens() -> None:
