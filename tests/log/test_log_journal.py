@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from pathlib import Path
@@ -185,15 +184,6 @@ def test_write_failure_stops_appends(tmp_path: Path) -> None:
     # the write before the failed fsync may be there; the refused append is not
     reasons = [getattr(e, "reason", None) for e in read_events(tmp_path / "run")]
     assert reasons in ([None], [None, "x"])
-
-
-def test_seeded_helpers_are_deterministic(tmp_path: Path) -> None:
-    make_run(tmp_path / "a", seed=3)
-    make_run(tmp_path / "b", seed=3)
-    a, b = load_state(tmp_path / "a"), load_state(tmp_path / "b")
-    assert a.best is not None and (a.best.subtask, a.best.metric) == (b.best.subtask,
-                                                                      b.best.metric)
-    assert random.Random(3).random() == random.Random(3).random()
 
 
 def test_text_that_is_not_utf8_is_written_with_visible_escapes(tmp_path: Path) -> None:
