@@ -17,7 +17,8 @@ subtasks with 30 model/tool call pairs each) is served by a real `labcoat view` 
             after its first, middle and last transcript pages, and the size of each page
 
 Goals (the issue): run page <= 1 s, subtask page <= 300 ms, live update <= 1 s, memory
-bounded (far below the transcript's size).
+bounded (far below the transcript's size). Wall times depend on what else the machine runs
+(`load_avg_1m` is recorded); `server_cpu_ms` is what a request cost the server itself.
 """
 
 from __future__ import annotations
@@ -51,10 +52,19 @@ def fetch(url: str) -> tuple[float, bytes]:
     return time.perf_counter() - began, body
 
 
-def median_ms(url: str, repeats: int) -> dict[str, float]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: what a request costs, whatever else
+    the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_ms(url: str, repeats: int, pid: int) -> dict[str, float]:
+    cpu = cpu_s(pid)
     times = sorted(fetch(url)[0] for _ in range(repeats))
     return {"median_ms": round(statistics.median(times) * 1000, 1),
             "p90_ms": round(times[int(len(times) * 0.9) - 1] * 1000, 1),
+            "server_cpu_ms": round((cpu_s(pid) - cpu) / repeats * 1000, 1),
             "bytes": len(fetch(url)[1])}
 
 
@@ -72,11 +82,11 @@ def cold(base: str, run_dir: Path) -> dict[str, Any]:
             "ratio_all_read_to_status": round(complete / status, 2)}
 
 
-def warm(base: str, name: str, sid: str, repeats: int) -> dict[str, Any]:
-    floor = median_ms(f"{base}static/viewer.css", repeats)
-    run_html = median_ms(f"{base}runs/{name}/", repeats)
-    run_json = median_ms(f"{base}api/runs/{name}", repeats)
-    sub = median_ms(f"{base}runs/{name}/subtasks/{sid}", repeats)
+def warm(base: str, name: str, sid: str, repeats: int, pid: int) -> dict[str, Any]:
+    floor = median_ms(f"{base}static/viewer.css", repeats, pid)
+    run_html = median_ms(f"{base}runs/{name}/", repeats, pid)
+    run_json = median_ms(f"{base}api/runs/{name}", repeats, pid)
+    sub = median_ms(f"{base}runs/{name}/subtasks/{sid}", repeats, pid)
     return {"static_file": floor, "run_page_html": run_html, "run_page_json": run_json,
             "subtask_page_html": sub,
             "ratio_run_page_to_static": round(run_html["median_ms"] / floor["median_ms"], 1),
@@ -152,8 +162,12 @@ def main() -> None:
                 "log_mib": round((run_dir / "log.jsonl").stat().st_size / 2**20, 1),
                 "cold": cold(server.url, run_dir)}
             middle = f"it{max(args.iterations // 2, 1):03d}-02"
-            result["warm"] = warm(server.url, run_dir.name, middle, args.repeats)
+            result["warm"] = warm(server.url, run_dir.name, middle, args.repeats,
+                                  server.proc.pid)
+            cpu = cpu_s(server.proc.pid)
             result["live_update"] = live(server.url, run_dir)
+            result["live_update"]["server_cpu_ms_per_update"] = round(
+                (cpu_s(server.proc.pid) - cpu) / result["live_update"]["rounds"] * 1000, 1)
             result["server_rss_big_run"] = rss_mib(server.proc.pid)
         finally:
             server.stop()

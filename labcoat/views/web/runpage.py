@@ -107,7 +107,8 @@ def run_page(name: str, index: RunIndex, links: Links | None = None, *, s: int |
         subtask_pages=rows, plan_pages=plans,
         chart=index.memo("chart", (index.version, links.run()),
                          lambda: svg.chart(state, index.points, links)),
-        tree=index.memo("tree", (index.version, links.run()), lambda: svg.tree(state, links)),
+        tree=index.memo("tree", (index.version, links.run()),
+                        lambda: svg.tree(state, links, best.subtask if best else None)),
         plans=index.memo("plans", (index.version, links.run(), plans.start, _manager_calls(index)),
                          lambda: [_plan(x, d, index) for x, d in
                                   zip(newest, plan_digests(index, newest), strict=True)]))

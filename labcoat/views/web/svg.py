@@ -120,8 +120,9 @@ MAX_NODES = 200
 """The newest subtasks drawn (with the ancestors they grew from); the table lists them all."""
 
 
-def tree(state: RunState, links: Links) -> Tree:
-    """Subtasks as a tree: a node's parent is the subtask whose result is its base commit."""
+def tree(state: RunState, links: Links, best: str | None = None) -> Tree:
+    """Subtasks as a tree: a node's parent is the subtask whose result is its base commit;
+    `best` (the best subtask's id) is outlined."""
     subs = [s for s in state.subtasks.values() if s.role != "critic"]
     total = len(subs)
     by_commit = {s.commit: s.id for s in subs if s.commit}
@@ -134,11 +135,10 @@ def tree(state: RunState, links: Links) -> Tree:
     rows: dict[str, float] = {}
     depth: dict[str, int] = {"": 0}
     _layout("", children, depth, rows, [0])
-    best = state.best
     values = [s.metric for s in subs if s.metric is not None and _finite(s.metric)]
     scale = (min(values), max(values)) if values else (0.0, 0.0)
-    nodes = [_node(s, depth[s.id], rows[s.id], scale, state, links,
-                   best is not None and best.subtask == s.id) for s in subs]
+    nodes = [_node(s, depth[s.id], rows[s.id], scale, state, links, best == s.id)
+             for s in subs]
     edges = [(_x(depth[parent[s.id]]), _y(rows[parent[s.id]]), _x(depth[s.id]), _y(rows[s.id]))
              for s in subs]
     width = _x(max(depth.values(), default=0)) + COL
