@@ -74,6 +74,13 @@ def run(
         min=1, help="Iterations in flight (1: wait for each iteration to close).")] = 2,
     role_timeout: Annotated[float | None, typer.Option(
         help="Seconds a role may work (default: 4 x the experiment's timeout_s).")] = None,
+    cpus: Annotated[float | None, typer.Option(
+        help="CPUs labcoat may use (default: the engine's).")] = None,
+    memory: Annotated[str | None, typer.Option(
+        help="Memory labcoat may use, e.g. 24g (default: the engine's).", metavar="SIZE")] = None,
+    gpu_ids: Annotated[str | None, typer.Option(
+        help="GPU device ids labcoat may use, e.g. 0,1 (default: the host's).",
+        metavar="IDS")] = None,
 ) -> None:
     """Start a research run; prints the run directory."""
     from labcoat.orchestrator.commands import RunOptions, start_run
@@ -83,6 +90,7 @@ def run(
         max_iterations=max_iterations, parallel=parallel, budget_usd=budget_usd,
         budget_tokens=budget_tokens, time_limit_s=time_limit, patience=patience, seed=seed,
         runs_dir=runs_dir, pipeline_depth=pipeline_depth, role_timeout_s=role_timeout,
+        **machine_options(cpus, memory, gpu_ids),
     )
     sys.exit(start_run(experiment_dir, opts))
 
@@ -95,12 +103,32 @@ def resume(
     budget_usd: Annotated[float | None, typer.Option(help="Raise the dollar budget.")] = None,
     budget_tokens: Annotated[int | None, typer.Option(help="Raise the token budget.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="New wall-clock limit, seconds.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs labcoat may use.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory labcoat may use, e.g. 24g.",
+                                               metavar="SIZE")] = None,
+    gpu_ids: Annotated[str | None, typer.Option(help="GPU device ids labcoat may use, e.g. 0,1.",
+                                                metavar="IDS")] = None,
 ) -> None:
     """Continue a run from its log."""
     from labcoat.orchestrator.commands import resume_run
 
     sys.exit(resume_run(run_dir, max_iterations=max_iterations, budget_usd=budget_usd,
-                        budget_tokens=budget_tokens, time_limit_s=time_limit))
+                        budget_tokens=budget_tokens, time_limit_s=time_limit,
+                        **machine_options(cpus, memory, gpu_ids)))
+
+
+def machine_options(cpus: float | None, memory: str | None, gpu_ids: str | None,
+                    ) -> dict[str, Any]:
+    """`--cpus/--memory/--gpu-ids` as run options (a bad size is one message, exit 2)."""
+    from labcoat.errors import ConfigError
+    from labcoat.experiment import parse_memory
+
+    try:
+        memory_mb = parse_memory(memory) if memory is not None else None
+    except ValueError as err:
+        raise ConfigError(f"--memory: {err}") from None
+    ids = [g.strip() for g in gpu_ids.split(",") if g.strip()] if gpu_ids is not None else None
+    return {"cpus": cpus, "memory_mb": memory_mb, "gpu_ids": ids}
 
 
 @app.command()

@@ -167,9 +167,11 @@ class _RoleThread(threading.Thread):
         try:
             result = asyncio.run(self._main())
         except BaseException as err:  # infrastructure errors travel back to the run
-            _settle_outcome(self.outcome, lambda f: f.set_exception(err))
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                self.outcome.set_exception(err)  # unless the run stopped waiting (cancelled)
         else:
-            _settle_outcome(self.outcome, lambda f: f.set_result(result))
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                self.outcome.set_result(result)
 
     async def _main(self) -> RoleResult:
         self.loop = asyncio.get_running_loop()
@@ -180,13 +182,6 @@ class _RoleThread(threading.Thread):
         """Ask the role's loop to cancel it (a blocked role notices only when it unblocks)."""
         if self.loop is not None and self.task is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
-
-
-def _settle_outcome(outcome: concurrent.futures.Future[RoleResult],
-                    settle: Callable[[concurrent.futures.Future[RoleResult]], None]) -> None:
-    """Hand the role's outcome over, unless the run stopped waiting for it (cancelled)."""
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        settle(outcome)
 
 
 async def run_role_isolated(role: Role, subtask: Subtask, ctx: RoleContext,

@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,12 @@ class RunOptions(BaseModel):
     iteration barrier of labcoat 0.1; 2: a slot never waits for a slow sibling)."""
     role_timeout_s: float | None = Field(None, gt=0)
     """Real-time limit of one role's work; default 4 x the experiment's `timeout_s`."""
+    cpus: float | None = Field(None, gt=0)
+    """CPUs labcoat may use for sandboxes (default: what the engine reports)."""
+    memory_mb: int | None = Field(None, ge=16)
+    """Memory labcoat may use for sandboxes, MB (default: what the engine reports)."""
+    gpu_ids: list[str] | None = None
+    """GPU device ids labcoat may hand out (default: the NVIDIA devices of this host)."""
 
 
 def new_run_id(name: str) -> str:
@@ -93,7 +100,7 @@ def resolve_brain(opts: RunOptions) -> str:
     return opts.model or default_brain()
 
 
-def preflight(exp: Experiment) -> None:
+def preflight(exp: Experiment, config: Mapping[str, Any] | None = None) -> None:
     """Engine up, image present, one sandbox of the spec's size fits the host, roles known:
     fail before anything is created."""
     from labcoat.agents.registry import default_registry
@@ -106,7 +113,9 @@ def preflight(exp: Experiment) -> None:
     client = connect()
     try:
         present = image_exists(client, image)
-        capacity = Capacity.detect(client)
+        cfg = config or {}
+        capacity = Capacity.detect(client, cpus=cfg.get("cpus"), memory_mb=cfg.get("memory_mb"),
+                                   gpu_ids=cfg.get("gpu_ids"))
     finally:
         client.close()
     if not present:
@@ -127,7 +136,7 @@ def start_run(experiment_dir: Path, opts: RunOptions) -> int:
     goal = exp.goal(opts.goal)
     brain = resolve_brain(opts)
     check_brain(brain, opts, exp)
-    preflight(exp)
+    preflight(exp, opts.model_dump())
     check_workspace_fits(exp)
     started = _run_started(exp, opts, goal, brain)
     try:
@@ -214,8 +223,9 @@ def resume_run(run_dir: Path, **overrides: Any) -> int:
                   "nothing to do")
             return 0
         exp = experiment_of(state)
-        preflight(exp)  # the host may have changed since: refuse before the log says resumed
         changed = {k: v for k, v in overrides.items() if v is not None}
+        # The host may have changed since: refuse before the log says resumed.
+        preflight(exp, {**state.config, **changed})
         journal.append("run_resumed", overrides=changed, pid=os.getpid())
         print(run_dir, flush=True)
         return drive(run_dir, journal, exp)

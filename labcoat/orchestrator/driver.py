@@ -12,6 +12,7 @@ from labcoat.agents.model import Model
 from labcoat.agents.registry import RoleRegistry, default_registry, role_models
 from labcoat.experiment import Experiment
 from labcoat.log import Journal, RunState
+from labcoat.orchestrator import capacity
 from labcoat.orchestrator.lab import Lab, no_model
 from labcoat.views.progress import Progress
 from labcoat.views.report import summarize
@@ -30,12 +31,15 @@ async def run_session(run_dir: Path, journal: Journal, exp: Experiment) -> int:
     manager, models, close = build_brain(state, exp, registry, journal)
     progress = Progress(metric=exp.spec.metric.name,
                         max_iterations=state.config.get("max_iterations"))
+    parallel = int(state.config.get("parallel", 1))
+    machine = await asyncio.to_thread(capacity.detect, state.config)
+    warm = capacity.pool_size(machine, capacity.need_of(exp), parallel)
     try:
-        async with DockerProvider(run_id=state.run_id,
-                                  pool_size=int(state.config.get("parallel", 1))) as box:
+        async with DockerProvider(run_id=state.run_id, pool_size=warm) as box:
+            provider = capacity.admitted(box, machine, exp, parallel, journal.append)
             lab = Lab(run_dir=run_dir, journal=journal, experiment=exp,
-                      workspace=Workspace(run_dir / "workspace"), provider=box, manager=manager,
-                      roles=registry, progress=progress, models=models)
+                      workspace=Workspace(run_dir / "workspace"), provider=provider,
+                      manager=manager, roles=registry, progress=progress, models=models)
             lab.sync_best()  # a stop right after a grade may have left labcoat/best behind
             with progress:
                 code = await _drive(lab)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docker import APIClient, DockerClient
+    from docker.types import DeviceRequest
 
 from labcoat.errors import ConfigError, SandboxUnavailable
 from labcoat.sandboxes import disk
@@ -103,10 +104,17 @@ def host_config(spec: SandboxSpec, scratch: Path) -> dict[str, Any]:
         "binds": binds(spec, scratch), "ipc_mode": "private",
     }
     if spec.gpus:
-        from docker.types import DeviceRequest
-
-        config["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+        config["device_requests"] = [gpu_request(spec)]
     return config
+
+
+def gpu_request(spec: SandboxSpec) -> DeviceRequest:
+    """The container's GPUs: the device ids admission gave it, else (no admission) a count."""
+    from docker.types import DeviceRequest
+
+    if spec.gpu_ids:
+        return DeviceRequest(device_ids=list(spec.gpu_ids), capabilities=[["gpu"]])
+    return DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
 
 
 def binds(spec: SandboxSpec, scratch: Path) -> dict[str, dict[str, str]]:

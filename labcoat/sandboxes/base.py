@@ -60,6 +60,9 @@ class SandboxSpec(BaseModel):
     """Maximum processes and threads in the container."""
     gpus: int = 0
     """GPUs requested as a device request; a preflight error when the host has none."""
+    gpu_ids: tuple[str, ...] = ()
+    """The GPU device ids this sandbox holds (given by admission, exclusive while it lives);
+    empty with `gpus` > 0 lets the engine choose (which hands every container the same GPU)."""
     network: Literal["none", "bridge"] = "none"
     """`bridge` only when the experiment asks for it."""
     env: dict[str, str] = Field(default_factory=dict)

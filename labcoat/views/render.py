@@ -79,6 +79,12 @@ def _run_finished(e: ev.RunFinished) -> str:
             f"@ {short(e.best_commit)}")
 
 
+def _capacity(e: ev.CapacityNoted) -> str:
+    gpus = f", GPUs {','.join(e.gpu_ids)}" if e.gpu_ids else ""
+    return (f"{e.cpus:g} CPUs, {e.memory_mb} MB{gpus} ({e.source}): {e.fits} sandbox(es) of "
+            f"the spec's size fit at once, parallel {e.parallel}" + (f"; {e.note}" * bool(e.note)))
+
+
 _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "run_started": _run_started,
     "run_resumed": lambda e: f"by pid {e.pid}" + (f", raised {e.overrides}" * bool(e.overrides)),
@@ -104,4 +110,8 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "llm_error": lambda e: f"{e.role or '-'} {e.model}: {e.error} {first_line(e.message, 60)}",
     "log_repaired": lambda e: f"set aside {e.dropped_bytes} bytes ({e.reason}) "
                               f"in {e.broken_copy}",
+    "capacity": lambda e: _capacity(e),
+    "sandbox_leased": lambda e: f"{e.subtask_id or '-'} {e.sandbox} slot {e.slot}"
+                                + (f" GPUs {','.join(e.gpu_ids)}" if e.gpu_ids else "")
+                                + (f" on {e.node}" if e.node else ""),
 }
