@@ -41,7 +41,7 @@ BATCH = 2000
 """Events folded at once while indexing, at most ..."""
 BATCH_BYTES = 4 << 20
 """... and at most this many bytes of them (a log of 50 KB replies must not pile up)."""
-READ_BUDGET_S = 0.4
+READ_BUDGET_S = 0.25
 """How long one refresh reads at most (a big log is read over several; pages show progress)."""
 MANAGER = "manager"
 """Transcript key prefix of the manager's calls (they belong to no subtask)."""
