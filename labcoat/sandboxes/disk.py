@@ -292,6 +292,8 @@ class DiskGuard:
                     await stop()
         except BaseException:
             task.cancel()
+            with contextlib.suppress(BaseException):  # let it unwind: nothing left pending
+                await task
             raise
         result = task.result()
         if self.exceeded or await self._check():
