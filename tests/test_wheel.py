@@ -2,16 +2,15 @@
 doctor` and `labcoat sandbox build` work and name the same image tag as the checkout.
 
 The wheel is built from a copy of the sources (no build/ or egg-info lands in the checkout) and
-installed without dependencies into a fresh venv; the dependencies come from this venv's
-site-packages through a `.pth` path entry (path entries do not run the editable install's own
-`.pth` hook, so `import labcoat` can only find the wheel's copy). The build reuses the image
-because its tag, the hash of the packaged Dockerfile folder, already exists.
+installed without dependencies into a fresh venv; the dependencies come from the site-packages
+folders of this interpreter through a `.pth` path entry (path entries do not run the editable
+install's own `.pth` hook, so `import labcoat` can only find the wheel's copy). The build
+reuses the image because its tag, the hash of the packaged Dockerfile folder, already exists.
 """
 
 from __future__ import annotations
 
 import shutil
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ def _venv(tmp: Path, wheel: Path) -> Path:
     assert made.returncode == 0, made.stderr
     py = venv / "bin" / "python"
     inside = _run(py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp)
-    deps = "\n".join(site.getsitepackages())
+    deps = "\n".join(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
     (Path(inside.stdout.strip()) / "project-deps.pth").write_text(deps + "\n")
     put = _run(sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps",
                wheel, cwd=tmp)
