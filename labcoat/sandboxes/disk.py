@@ -104,7 +104,7 @@ def make_image(folder: Path, limit_mb: int) -> bool:
     try:
         copy_sparse(_template(folder.parent, limit_mb), image)
         folder.mkdir(mode=0o700, exist_ok=True)
-        _run(["mount", "-o", _MOUNT_OPTIONS, str(image), str(folder)])
+        _mount(image, folder)
     except (OSError, subprocess.SubprocessError) as err:
         image.unlink(missing_ok=True)
         if _host_full(err):
@@ -181,6 +181,16 @@ def try_hard_limit(root: Path) -> str | None:
     finally:
         drop_image(folder)
         shutil.rmtree(trial, ignore_errors=True)
+
+
+def _mount(image: Path, folder: Path) -> None:
+    """Loop-mount `image` at `folder`; once more on failure (two mounts at the same moment can
+    race for the same free loop device)."""
+    argv = ["mount", "-o", _MOUNT_OPTIONS, str(image), str(folder)]
+    try:
+        _run(argv)
+    except subprocess.CalledProcessError:
+        _run(argv)
 
 
 def _run(argv: list[str]) -> None:
