@@ -91,8 +91,10 @@ def viewer() -> Iterator[Any]:
         v.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Headless Chromium for one test module: Playwright's sync API keeps an event loop running
+    in this thread while it is open, which `asyncio.run` in later tests must not meet."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"needs Debian's chromium at {CHROMIUM}: `make setup` installs it",
                     pytrace=False)
