@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labcoat.agents.guard import TRACEBACK_FILE, RoleCrashed, run_role_guarded
+from labcoat.agents.guard import TRACEBACK_FILE, RoleCrashed
+from labcoat.agents.isolation import run_role_isolated
 from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
 from labcoat.errors import LabcoatError, UnsafeOutputError
 from labcoat.experiment import trial_env
@@ -25,14 +26,13 @@ from labcoat.sandboxes.base import Sandbox
 SUBTASK_EVENTS = frozenset({"sandbox_exec", "llm_call"})
 """Events a role may emit that carry its subtask id (filled in when the role leaves it out)."""
 ROLE_TIMEOUT_FACTOR = 4
-"""A role may take this many command timeouts before it is stopped."""
+"""Without `role_timeout_s` in the run options, a role may take this many command timeouts."""
 
 
 async def work(lab: Lab, sid: str) -> None:
-    """Run subtask `sid`'s role (at most `parallel` at once, retried once on a dead sandbox)."""
+    """Run subtask `sid`'s role (retried once on a dead sandbox, then failed)."""
     check_disk_floor(lab.run_dir, lab.provider)
-    async with lab.semaphore:
-        await retrying(lambda s: _work(lab, s), sid, lambda s, why: _give_up(lab, s, why))
+    await retrying(lambda s: _work(lab, s), sid, lambda s, why: _give_up(lab, s, why))
 
 
 async def _give_up(lab: Lab, sid: str, error: str) -> None:
@@ -54,8 +54,7 @@ async def _work(lab: Lab, sid: str) -> None:
     box = await _role_sandbox(lab, role, sub)
     try:
         ctx = _context(lab, sub, box, started.id, role)
-        timeout = ROLE_TIMEOUT_FACTOR * float(lab.experiment.spec.resources.timeout_s)
-        result = await run_role_guarded(role, sub, ctx, timeout)
+        result = await run_role_isolated(role, sub, ctx, role_timeout(lab))
         keep_traceback(lab, sid, result)
         await _record(lab, sub, attempt, box, result)
     finally:
@@ -123,6 +122,12 @@ async def _collect(lab: Lab, box: Sandbox) -> str:
     with tempfile.TemporaryDirectory(prefix="result-", dir=host_tmp(lab.run_dir)) as tmp:
         await box.get_dir("/workspace", Path(tmp))
         return await asyncio.to_thread(lab.workspace.write_tree, Path(tmp))
+
+
+def role_timeout(lab: Lab) -> float:
+    """How long a role may work: `role_timeout_s`, else 4 x the experiment's `timeout_s`."""
+    given = lab.config.get("role_timeout_s")
+    return float(given) if given else ROLE_TIMEOUT_FACTOR * lab.experiment.spec.resources.timeout_s
 
 
 def keep_traceback(lab: Lab, sid: str, result: RoleResult) -> None:

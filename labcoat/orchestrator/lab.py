@@ -1,6 +1,6 @@
 """One run in progress: its log, experiment, workspace, sandboxes, brain and roles, shared by the
-loop's steps (`planning`, `dispatch`, `grading`). Every step reads the run state from the journal
-(the fold of log.jsonl) and appends events; the graph only decides which step comes next.
+loop's steps (`planning`, `dispatch`, `results`). Every step reads the run state from the journal
+(the fold of log.jsonl) and appends events; the scheduler only decides what comes next.
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ class Lab:
     """What `labcoat/best` points at, once read (None: not read yet)."""
 
     def __post_init__(self) -> None:
-        self.semaphore = asyncio.Semaphore(int(self.config.get("parallel", 1)))
-        """At most `parallel` subtasks (work or grading) at once."""
         self.grader = Grader(
             experiment=self.experiment, provider=self.provider, run_id=self.run_id,
             expected_hash=self.state.grader_hash, export=self.workspace.export, emit=self.emit,

@@ -19,10 +19,9 @@ from labcoat.workspace import subtask_branch
 
 
 async def grade(lab: Lab, sid: str) -> None:
-    """Grade subtask `sid`'s result (at most `parallel` at once, retried once)."""
+    """Grade subtask `sid`'s result (retried once on a dead sandbox, then a failed grade)."""
     check_disk_floor(lab.run_dir, lab.provider)
-    async with lab.semaphore:
-        await retrying(lambda s: _grade(lab, s), sid, lambda s, why: _grade_failed(lab, s, why))
+    await retrying(lambda s: _grade(lab, s), sid, lambda s, why: _grade_failed(lab, s, why))
 
 
 async def _grade_failed(lab: Lab, sid: str, error: str) -> None:
