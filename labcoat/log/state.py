@@ -297,10 +297,14 @@ def _llm_call(s: RunState, e: ev.LlmCall) -> None:
 
 
 def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
+    old = s.subtasks.get(e.subtask_id)
+    critique = e.critique if e.critique is not None else (old.critique if old else None)
     _update(s, e.subtask_id, status="finished", commit=e.commit, tree=e.tree, summary=e.summary,
-            changed=e.changed, artifacts=tuple(e.artifacts), critique=e.critique, error=None)
-    if e.critique and e.critique.get("target") and e.critique.get("verdict"):
-        _judged(s, str(e.critique["target"]), str(e.critique["verdict"]), e.iteration)
+            changed=e.changed, artifacts=tuple(e.artifacts), critique=critique, error=None)
+    target = (e.critique or {}).get("target")
+    if target and e.critique and e.critique.get("verdict") and (
+            old is None or old.critique is None):  # a `critique` event already judged it
+        _judged(s, str(target), str(e.critique["verdict"]), e.iteration)
 
 
 def _judged(s: RunState, target: str, verdict: str, iteration: int) -> None:

@@ -14,9 +14,9 @@ recomputes them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
-from labcoat.agents.llm.models import Budget, ManagedModel
+from labcoat.agents.llm.models import Budget
 from labcoat.agents.llm.models.factory import parse_role_models
 from labcoat.agents.model import Model
 from labcoat.agents.role import Emit
@@ -91,10 +91,17 @@ def journal_emit(journal: Journal, iteration: int | None = None) -> Emit:
     return emit
 
 
+class Rebindable(Protocol):
+    """A model that can be tagged with a role and an event sink (`ManagedModel`, and the
+    bridged model a role running in its own thread sees)."""
+
+    def with_role(self, role: str, emit: Emit | None = None) -> Model: ...
+
+
 def bind(model: Model, role: str, emit: Emit, subtask_id: str | None = None) -> Model:
     """The role's model with its events going to `emit` (a subtask's context)."""
-    if isinstance(model, ManagedModel):
-        return model.with_role(role, emit=adapt(emit, subtask_id))
+    if hasattr(model, "with_role"):
+        return cast(Rebindable, model).with_role(role, emit=adapt(emit, subtask_id))
     return model
 
 

@@ -1,0 +1,32 @@
+"""The `labcoat` command line (Typer). Heavy libraries (docker, langgraph, SDKs) load inside
+the verbs. One module per group of verbs: `running` (run, resume), `showing` (status, log,
+report, view, export, roles), `maintenance` (doctor, sandbox); `common` holds the apps, the
+one-message error handling and shared options. The verbs are registered below, in the order
+`labcoat --help` lists them: a new verb is a function in its group's module plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from labcoat.cli.common import app, sandbox_app
+from labcoat.cli.maintenance import doctor, sandbox_build, sandbox_cleanup
+from labcoat.cli.running import resume, run
+from labcoat.cli.showing import export_run, log, report, roles, status, view
+
+VERBS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("run", run), ("resume", resume), ("status", status), ("log", log), ("report", report),
+    ("view", view), ("export", export_run), ("roles", roles), ("doctor", doctor),
+)
+"""Top-level verbs in the order `labcoat --help` lists them."""
+for _name, _verb in VERBS:
+    app.command(_name)(_verb)
+sandbox_app.command("build")(sandbox_build)
+sandbox_app.command("cleanup")(sandbox_cleanup)
+
+__all__ = ["app", "doctor", "export_run", "log", "main", "report", "resume", "roles", "run",
+           "sandbox_build", "sandbox_cleanup", "status", "view"]
+
+
+def main() -> None:
+    app()
