@@ -38,7 +38,9 @@ SANDBOX_UID = SANDBOX_GID = 10001
 SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
 """Every command and file operation runs as this user; labcoat's own processes run as root."""
 AGENT_SOURCE = (Path(__file__).with_name("execd.py")).read_text()
-AGENT_CMD = ["python3", "-I", "-u", "-c", AGENT_SOURCE, str(SANDBOX_UID), str(SANDBOX_GID)]
+SPAWND_SOURCE = (Path(__file__).with_name("spawnd.py")).read_text()
+AGENT_CMD = ["python3", "-I", "-u", "-c", AGENT_SOURCE, str(SANDBOX_UID), str(SANDBOX_GID),
+             SPAWND_SOURCE]
 STDOUT, STDERR = 1, 2
 
 
@@ -148,6 +150,9 @@ class Channel:
         except (ChannelClosed, TimeoutError):
             await channel.aclose()
             raise ChannelClosed(f"the exec agent did not start: {channel.stderr_tail()}") from None
+        except BaseException:  # cancelled (a warm pool closing): the socket goes with it
+            channel.close_now()
+            raise
         channel.agent_pid = int(hello.header.get("pid") or 0)
         return channel
 
@@ -212,11 +217,15 @@ class Channel:
             if not fut.done():
                 fut.set_exception(ChannelClosed(self.stderr_tail()))
 
-    async def aclose(self) -> None:
+    def close_now(self) -> None:
+        """Close without waiting for the reader (which is cancelled)."""
         self.closed = True
         self.sock.close_stdin()
         self.sock.close()
         self._reader.cancel()
+
+    async def aclose(self) -> None:
+        self.close_now()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader
 

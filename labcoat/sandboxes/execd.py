@@ -31,13 +31,16 @@ import os
 import selectors
 import signal
 import stat
-import subprocess
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # at run time spawnd's source comes in argv and is loaded by `main`
+    from labcoat.sandboxes.spawnd import Child, Spawner
 
 Request = dict[str, Any]
 Reply = tuple[dict, list[bytes]]
@@ -70,6 +73,7 @@ class SandboxUser:
 
 
 USER = SandboxUser(10001, 10001, None)
+SPAWNER: "Spawner | None" = None
 
 
 def harden(uid: int, gid: int) -> SandboxUser:
@@ -216,23 +220,11 @@ def user_pids(uid: int) -> list[int]:
     return found
 
 
-def spawn(req: Request, marker: bytes, has_stdin: bool) -> "subprocess.Popen[bytes]":
-    env = dict(os.environ)
-    env.update(req.get("env") or {})
-    env[MARKER_ENV] = marker.decode().split("=", 1)[1]
-    with USER.files():  # the working directory is entered with the sandbox user's rights
-        proc = subprocess.Popen(
-            req["argv"], cwd=req.get("cwd") or None, env=env, start_new_session=True,
-            user=USER.uid, group=USER.gid, extra_groups=[],
-            stdin=subprocess.PIPE if has_stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:  # make the command, not labcoat, the OOM killer's first choice
-            with open(f"/proc/{proc.pid}/oom_score_adj", "w") as fh:
-                fh.write("500")
-        except OSError:
-            pass
-    return proc
+def spawn(req: Request, marker: bytes, has_stdin: bool) -> "Child":
+    """Start a command through spawnd; OSError when it could not start."""
+    env = {**os.environ, **(req.get("env") or {}), MARKER_ENV: marker.decode().split("=", 1)[1]}
+    assert SPAWNER is not None, "main() first"
+    return SPAWNER.start_command(req["argv"], env, req.get("cwd") or "/", has_stdin)
 
 
 def _grow_pipe(fd: int) -> None:
@@ -243,8 +235,7 @@ def _grow_pipe(fd: int) -> None:
 class Pump:
     """Moves stdin in and both streams out of one process until it exits (or the deadline)."""
 
-    def __init__(self, proc: "subprocess.Popen[bytes]", cap: int,
-                 stdin_data: bytes | None) -> None:
+    def __init__(self, proc: "Child", cap: int, stdin_data: bytes | None) -> None:
         self.proc, self.sel = proc, selectors.DefaultSelector()
         self.out, self.err = Capture(cap), Capture(cap)
         self.pending = memoryview(stdin_data or b"")
@@ -256,15 +247,8 @@ class Pump:
         if proc.stdin is not None:
             os.set_blocking(proc.stdin.fileno(), False)
             self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, None)
-        self.exit_fd = self._exit_fd(proc.pid)
-
-    def _exit_fd(self, pid: int) -> int | None:
-        try:
-            fd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            return None
-        self.sel.register(fd, selectors.EVENT_READ, "exit")
-        return fd
+        self.exit_fd = proc.wake_r  # readable once spawnd told the exit
+        self.sel.register(self.exit_fd, selectors.EVENT_READ, "exit")
 
     def run(self, deadline: float | None) -> bool:
         """Returns True when the deadline passed first."""
@@ -283,7 +267,7 @@ class Pump:
         return any(isinstance(key.data, Capture) for key in self.sel.get_map().values())
 
     def _wait_s(self, now: float, deadline: float | None, exited_at: float | None) -> float:
-        wait = 0.05 if self.exit_fd is None else 1.0
+        wait = 1.0
         if exited_at is not None:
             wait = min(wait, DRAIN_S)
         if deadline is not None:
@@ -324,8 +308,7 @@ class Pump:
 
     def close(self) -> None:
         self.sel.close()
-        if self.exit_fd is not None:
-            os.close(self.exit_fd)
+        self.proc.close()  # its wake-up pipe
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:
                 pipe.close()
@@ -393,8 +376,10 @@ def op_write(req: Request, data: bytes | None) -> Reply:
 
 
 def op_kill_all(req: Request, _: bytes | None) -> Reply:
-    killed = kill_until_gone(lambda: user_pids(USER.uid), 200)
-    return {"killed": len(killed), "left": len(user_pids(USER.uid))}, []
+    """Every process of the sandbox user but spawnd (labcoat's own, and idle)."""
+    keep = SPAWNER.pid if SPAWNER is not None else 0
+    killed = kill_until_gone(lambda: set(user_pids(USER.uid)) - {keep}, 200)
+    return {"killed": len(killed), "left": len(set(user_pids(USER.uid)) - {keep})}, []
 
 
 def op_ping(req: Request, _: bytes | None) -> Reply:
@@ -426,9 +411,14 @@ def handle(out: BinaryIO, req: Request, blob: bytes | None) -> None:
 
 
 def main() -> None:
-    global USER
-    uid, gid = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (10001, 10001)
+    global USER, SPAWNER
+    uid, gid, spawnd_source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     USER = harden(uid, gid)
+    spawnd = types.ModuleType("spawnd")
+    exec(compile(spawnd_source, "spawnd.py", "exec"), spawnd.__dict__)
+    SPAWNER = spawnd.Spawner(spawnd_source, uid, gid,
+                             lambda: kill_until_gone(lambda: user_pids(uid), 200))
+    SPAWNER.start()  # now, so that the first command pays no start-up
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out, inp = sys.stdout.buffer, sys.stdin.buffer
     while True:

@@ -84,7 +84,7 @@ class ContainerKiller(threading.Thread):
 def test_a_sandbox_that_dies_twice_fails_its_subtask_not_the_run(
         tmp_path: Path, docker_client: Any, spare: int, what: str) -> None:
     exp = make_experiment(tmp_path / "dies", search_space={}, roles=["reproducer"],
-                          run="sleep 5 && python3 train.py # KILL-ME")
+                          run="sleep 8 && python3 train.py # KILL-ME")
     started = start(tmp_path / "out", "run", str(exp), *ONE_TRIAL, "--runs-dir",
                     str(tmp_path / "r"))
     run_dir = started.run_dir()
