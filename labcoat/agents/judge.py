@@ -28,10 +28,20 @@ def judge(target: str, scores: dict[str, float], *, reference: float | None,
     noise = spec.critic.noise_sigmas * std
     verdict: Verdict = "reproducible" if gained > noise and gained > 0 else "not_reproducible"
     reason = (f"mean {spec.metric.name} {mean:.4g} ± {std:.2g} over {len(values)} seeds vs "
-              f"reference {reference:.4g}: gain {gained:+.4g} "
-              f"{'exceeds' if verdict == 'reproducible' else 'is within'} the noise ({noise:.2g})")
+              f"reference {reference:.4g}: {compared(gained, noise)}")
     return Critique(target=target, verdict=verdict, reason=reason, metrics_by_seed=scores,
                     mean=mean, std=std)
+
+
+def compared(gained: float, noise: float) -> str:
+    """A gain or a loss against the noise, in words: a worse result is called worse."""
+    if gained > 0:
+        return f"gain {gained:.4g} {'exceeds' if gained > noise else 'is within'} the noise " \
+               f"({noise:.2g})"
+    if gained == 0:
+        return f"no gain (the noise is {noise:.2g})"
+    where = "well beyond" if -gained > noise else "within"
+    return f"worse: a loss of {-gained:.4g}, {where} the noise ({noise:.2g})"
 
 
 def reference_of(subtask: Subtask) -> float | None:

@@ -14,17 +14,20 @@ import difflib
 import importlib
 import importlib.util
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from labcoat.agents.fileroles import FileRole
 from labcoat.agents.role import Role, RoleContext, RoleResult, Subtask
-from labcoat.errors import ConfigError, SpecError, UnknownRoleError, one_line
+from labcoat.errors import ConfigError, LabcoatError, SpecError, UnknownRoleError, one_line
 from labcoat.experiment import scan_role_files
 from labcoat.experiment.messages import problem_list
+
+if TYPE_CHECKING:
+    from labcoat.experiment import Experiment, SearchParam
 
 ENTRY_POINT_GROUP = "labcoat.roles"
 BUILTIN_MODULE = "labcoat.agents.builtin"
@@ -283,6 +286,104 @@ def role_models(registry: RoleRegistry, roles: Iterable[str]) -> dict[str, str]:
         if spec is not None and ":" in spec:
             out[name] = spec
     return out
+
+
+BUILTIN_NAMES = frozenset({"reproducer", "engineer", "critic", "manager"})
+SEARCH_BRAINS = frozenset({"search", "random"})
+"""Brains without a model: the search brain and its random-search floor."""
+
+
+def declared_space(role: Role) -> dict[str, SearchParam]:
+    """A role's own `search_space` class attribute, validated like experiment.yaml's
+    (`ConfigError` naming the role when it is not a valid space)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from labcoat.experiment.spec import SearchSpace
+
+    raw = getattr(role, "search_space", None)
+    if not raw:
+        return {}
+    try:
+        return dict(TypeAdapter(SearchSpace).validate_python(raw))
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"role {role.name}: its `search_space` attribute is invalid at "
+                          f"{where or 'the top'}: {first['msg']}; fix: give "
+                          "`{param: {type: float|int|categorical|log_float, ...}}`") from None
+
+
+def role_spaces(registry: RoleRegistry, roles: Iterable[str],
+                role_params: Mapping[str, Mapping[str, SearchParam]],
+                ) -> dict[str, dict[str, SearchParam]]:
+    """Each custom role's parameter space: experiment.yaml's `role_params`, else the role's
+    own `search_space` attribute (roles with neither are left out)."""
+    out: dict[str, dict[str, SearchParam]] = {}
+    for name in roles:
+        if name in BUILTIN_NAMES:
+            continue
+        space = dict(role_params.get(name) or {})
+        if not space:
+            try:
+                space = declared_space(registry.get(name))
+            except LabcoatError:
+                continue  # an unknown or broken role: preflight says so before a run
+        if space:
+            out[name] = space
+    return out
+
+
+def check_roles(registry: RoleRegistry, names: Iterable[str], *, brain: str) -> None:
+    """Every role `roles:` names can work under `brain`: it loads, its declared parameter
+    space is valid, and a role file (which needs a model) is not left to the search brain.
+    One `ConfigError` (exit 2) lists every problem, before any container exists."""
+    problems = []
+    for name in names:
+        try:
+            problems += _role_problems(registry.get(name), name, brain)
+        except UnknownRoleError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _role_problems(made: Role, name: str, brain: str) -> list[str]:
+    if isinstance(made, BrokenRole):
+        return [f"role {name} (in roles:) cannot be loaded: {made.error}; fix: repair or "
+                f"reinstall its package, or remove {name} from roles:"]
+    if isinstance(made, FileRole) and brain in SEARCH_BRAINS:
+        return [f"role {name} ({made.path}) is a role file: it works through a model, and the "
+                f"{brain} brain has none; fix: run with --model anthropic:MODEL or --model "
+                f"openai:MODEL, or remove {name} from roles:"]
+    try:
+        declared_space(made)
+    except ConfigError as err:
+        return [str(err)]
+    return []
+
+
+def preflight_roles(exp: Experiment, brain: str, role_models: Iterable[str]) -> None:
+    """`check_roles` on every role experiment.yaml's `roles:` names, and `check_role_models`
+    on the `--role-model` flags: the run's role checks, before anything exists."""
+    registry = default_registry(exp.dir)
+    if exp.spec.roles:
+        check_roles(registry, exp.spec.roles, brain=brain)
+    check_role_models(role_models, brain=brain, roles=exp.spec.roles or registry.names())
+
+
+def check_role_models(items: Iterable[str], *, brain: str, roles: Iterable[str]) -> None:
+    """`--role-model ROLE=SPEC` flags that cannot take effect: under a brain without models,
+    or naming a role the run does not have. One `ConfigError` (exit 2)."""
+    known = {*roles, "manager"}
+    for item in items:
+        role = item.partition("=")[0].strip()
+        if brain in SEARCH_BRAINS:
+            raise ConfigError(f"--role-model {item}: the {brain} brain uses no model, so it "
+                              "cannot take effect; fix: drop it, or run with --model "
+                              "anthropic:MODEL or --model openai:MODEL")
+        if role not in known:
+            raise ConfigError(f"--role-model {item}: this run has no role {role!r} (roles: "
+                              f"{', '.join(sorted(known))}); fix: name one of them")
 
 
 def role_rows(experiment_dir: Path | None) -> list[tuple[str, str, str]]:

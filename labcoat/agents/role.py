@@ -72,6 +72,10 @@ class RoleResult(BaseModel):
     """Grade the resulting commit. Roles that only review set False."""
     changes: bool = True
     """False when the role changed nothing: its result commit keeps the base tree as it was."""
+    candidate: bool | None = None
+    """False marks the result as a *measurement* (an ablation, an analysis): graded, committed
+    and shown like any result, but never `labcoat/best` and never sent to the critic. None: the
+    role's declared default, its class attribute `candidate` (True when it has none)."""
 
 
 GradeFn = Callable[[str, int], Awaitable[dict[str, float] | None]]
@@ -106,6 +110,10 @@ class RoleContext:
 
 @runtime_checkable
 class Role(Protocol):
+    """Optional class attributes a role may declare: `candidate = False` (its results are
+    measurements, see `RoleResult.candidate`), `search_space = {param: space}` (the search
+    brain proposes values for it, as experiment.yaml's `role_params` does), `uses_sandbox`."""
+
     name: str
     description: str
 

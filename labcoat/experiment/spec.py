@@ -149,6 +149,8 @@ class CategoricalParam(_Strict):
 SearchParam = Annotated[
     FloatParam | LogFloatParam | IntParam | CategoricalParam, Field(discriminator="type")
 ]
+SearchSpace = dict[ParamName, SearchParam]
+"""`{param: space}`: a search space (experiment.yaml's `search_space`, a role's own)."""
 PARAM_TYPES: dict[str, type[_Strict]] = {
     "float": FloatParam, "log_float": LogFloatParam, "int": IntParam,
     "categorical": CategoricalParam,
@@ -198,9 +200,27 @@ class ExperimentSpec(_Strict):
     models: dict[RoleName, ModelSpec] = Field(default_factory=dict)
     """Per-role model specs, e.g. `{critic: "openai:gpt-4.1"}`; `--role-model` overrides."""
 
+    role_params: dict[RoleName, dict[ParamName, SearchParam]] = Field(default_factory=dict)
+    """Parameter spaces of custom roles, `{role: {param: space}}`: the search brain proposes
+    values for each subtask of that role, as `search_space` does for the engineer. Overrides
+    a role's own `search_space` attribute."""
+
     @model_validator(mode="after")
     def _distinct_env_names(self) -> ExperimentSpec:
-        clashes = env_name_clashes(self.search_space)
+        clashes = [c for space in [self.search_space, *self.role_params.values()]
+                   for c in env_name_clashes(space)]
         if clashes:
             raise ValueError(clashes[0])
+        return self
+
+    @model_validator(mode="after")
+    def _role_params_named(self) -> ExperimentSpec:
+        builtin = {"reproducer", "engineer", "critic", "manager"}
+        for role in self.role_params:
+            if role in builtin:
+                raise ValueError(f"role_params: {role!r} is a built-in role; fix: give the "
+                                 "engineer's parameters in `search_space`")
+            if self.roles is not None and role not in self.roles:
+                raise ValueError(f"role_params: {role!r} is not in `roles:`, so no subtask "
+                                 f"would ever use them; fix: add {role} to roles")
         return self

@@ -21,6 +21,8 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         so 0 in older logs. `capacity` (what the scheduler may use and how many sandboxes
         fit, once per session) and `sandbox_leased` (each sandbox's slot and GPU device ids);
         the fold ignores both.
+        `subtask_finished.candidate`: False for a measurement (never the best, never
+        critiqued); absent from older logs, which read as candidates only.
 
 Older records are upgraded in memory by `upgrade` (the file is never rewritten); a record
 newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.

@@ -72,6 +72,8 @@ class SubtaskState:
     """Every verdict on this result with the iteration of the critique, oldest first."""
     critique: dict[str, Any] | None = None
     """This subtask's own critique of another (for reviewing roles)."""
+    candidate: bool = True
+    """False for a measurement: graded and shown, never `best`, never critiqued."""
 
     @property
     def seed(self) -> int:
@@ -167,14 +169,16 @@ class RunState:
 
     @property
     def best(self) -> Best | None:
-        """Best own-seed metric among finished subtasks not judged not_reproducible.
+        """Best own-seed metric among finished candidates (not measurements) not judged
+        not_reproducible.
 
         Ties go to the earliest in plan order.
         """
         best: Best | None = None
         for s in self.subtasks.values():
             metric = s.metric
-            if s.status != "finished" or metric is None or s.verdict == "not_reproducible":
+            if (s.status != "finished" or metric is None or s.verdict == "not_reproducible"
+                    or not s.candidate):
                 continue
             if beats(metric, best.metric if best else None, self.direction):
                 best = Best(s.id, s.commit, metric)
@@ -300,7 +304,8 @@ def _subtask_finished(s: RunState, e: ev.SubtaskFinished) -> None:
     old = s.subtasks.get(e.subtask_id)
     critique = e.critique if e.critique is not None else (old.critique if old else None)
     _update(s, e.subtask_id, status="finished", commit=e.commit, tree=e.tree, summary=e.summary,
-            changed=e.changed, artifacts=tuple(e.artifacts), critique=critique, error=None)
+            changed=e.changed, artifacts=tuple(e.artifacts), critique=critique, error=None,
+            candidate=e.candidate)
     target = (e.critique or {}).get("target")
     if target and e.critique and e.critique.get("verdict") and (
             old is None or old.critique is None):  # a `critique` event already judged it

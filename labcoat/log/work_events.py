@@ -59,6 +59,9 @@ class SubtaskFinished(EventBase):
     artifacts: list[str] = Field(default_factory=list)
     critique: dict[str, Any] | None = None
     """A `Critique` dump, for reviewing roles."""
+    candidate: bool = True
+    """False: a measurement (an ablation, an analysis): graded and shown, never the best, never
+    reviewed by the critic."""
 
 
 class SubtaskFailed(EventBase):

@@ -100,15 +100,17 @@ def resolve_brain(opts: RunOptions) -> str:
     return opts.model or default_brain()
 
 
-def preflight(exp: Experiment, config: Mapping[str, Any] | None = None) -> None:
-    """Engine up, image present, one sandbox of the spec's size fits the host, roles known:
-    fail before anything is created."""
-    from labcoat.agents.registry import default_registry
+def preflight(exp: Experiment, config: Mapping[str, Any] | None = None, *,
+              brain: str = "search") -> None:
+    """The roles usable under `brain`, engine up, image present, one sandbox of the spec's size
+    fits the host: fail before anything is created."""
+    from labcoat.agents.registry import preflight_roles
     from labcoat.orchestrator.sandboxing import image_of
     from labcoat.sandboxes.admission import Admission, Capacity, Need
     from labcoat.sandboxes.engine import connect
     from labcoat.sandboxes.image import image_exists
 
+    preflight_roles(exp, brain, (config or {}).get("role_models") or [])
     image = image_of(exp)
     client = connect()
     try:
@@ -124,8 +126,6 @@ def preflight(exp: Experiment, config: Mapping[str, Any] | None = None) -> None:
         raise SandboxUnavailable(f"sandbox image {image} is missing; fix: {fix}")
     res = exp.spec.resources
     Admission(capacity).check(Need(cpus=res.cpus, memory_mb=res.memory_mb, gpus=res.gpus))
-    if exp.spec.roles:
-        default_registry(exp.dir).check(exp.spec.roles)
 
 
 def start_run(experiment_dir: Path, opts: RunOptions) -> int:
@@ -136,7 +136,7 @@ def start_run(experiment_dir: Path, opts: RunOptions) -> int:
     goal = exp.goal(opts.goal)
     brain = resolve_brain(opts)
     check_brain(brain, opts, exp)
-    preflight(exp, opts.model_dump())
+    preflight(exp, opts.model_dump(), brain=brain)
     check_workspace_fits(exp)
     started = _run_started(exp, opts, goal, brain)
     try:
@@ -225,7 +225,7 @@ def resume_run(run_dir: Path, **overrides: Any) -> int:
         exp = experiment_of(state)
         changed = {k: v for k, v in overrides.items() if v is not None}
         # The host may have changed since: refuse before the log says resumed.
-        preflight(exp, {**state.config, **changed})
+        preflight(exp, {**state.config, **changed}, brain=state.brain)
         journal.append("run_resumed", overrides=changed, pid=os.getpid())
         print(run_dir, flush=True)
         return drive(run_dir, journal, exp)
@@ -242,7 +242,9 @@ def experiment_of(state: RunState) -> Experiment:
 
 def check_brain(brain: str, opts: RunOptions, exp: Experiment) -> None:
     """Model specs well formed and their API keys present, before the run dir exists."""
-    if brain == "search":
+    from labcoat.agents.registry import SEARCH_BRAINS
+
+    if brain in SEARCH_BRAINS:
         return
     from labcoat.agents.llm.providers import check_keys
     from labcoat.agents.llm.wiring import role_specs

@@ -56,7 +56,7 @@ async def _work(lab: Lab, sid: str) -> None:
         ctx = _context(lab, sub, box, started.id, role)
         result = await run_role_isolated(role, sub, ctx, role_timeout(lab))
         keep_traceback(lab, sid, result)
-        await _record(lab, sub, attempt, box, result)
+        await _record(lab, sub, attempt, box, result, role)
     finally:
         if box is not None:
             await box.aclose()
@@ -92,8 +92,15 @@ def _context(lab: Lab, sub: Subtask, box: Sandbox | None, parent: str,
                        instructions=getattr(role, "instructions", ""))
 
 
+def candidate_of(result: RoleResult, role: Role) -> bool:
+    """The result's own word (`RoleResult.candidate`), else its role's declared default."""
+    if result.candidate is not None:
+        return result.candidate
+    return getattr(role, "candidate", True) is not False
+
+
 async def _record(lab: Lab, sub: Subtask, attempt: int, box: Sandbox | None,
-                  result: RoleResult) -> None:
+                  result: RoleResult, role: Role) -> None:
     if not result.ok:
         failed(lab, sub, attempt, result.error or "the role reported failure")
         return
@@ -105,6 +112,8 @@ async def _record(lab: Lab, sub: Subtask, attempt: int, box: Sandbox | None,
         return
     fields: dict[str, Any] = dict(subtask_id=sub.id, role=sub.role, attempt=attempt,
                                   summary=result.summary, changed=tree != base_tree)
+    if not candidate_of(result, role):
+        fields["candidate"] = False
     if result.critique is not None:
         critique = result.critique.model_dump(mode="json")
         lab.emit("critique", iteration=sub.iteration, subtask_id=sub.id, **critique)

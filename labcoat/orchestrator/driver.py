@@ -57,12 +57,16 @@ async def _nothing() -> None:
 def build_brain(state: RunState, exp: Experiment, registry: RoleRegistry, journal: Journal,
                 ) -> tuple[Manager, ModelLookup, Callable[[], Awaitable[None]]]:
     """The manager, the per-role model lookup, and how to close the models afterwards."""
+    from labcoat.agents.registry import SEARCH_BRAINS, role_spaces
     from labcoat.agents.search import SearchManager
 
     roles = exp.spec.roles or registry.names()  # the manager's menu
     parallel = int(state.config.get("parallel", 1))
-    if state.brain == "search":
-        return SearchManager(exp, roles, parallel=parallel), no_model, _nothing
+    if state.brain in SEARCH_BRAINS:
+        spaces = role_spaces(registry, exp.spec.roles or [], exp.spec.role_params)
+        search = SearchManager(exp, roles, parallel=parallel, role_spaces=spaces,
+                               sampler="random" if state.brain == "random" else "tpe")
+        return search, no_model, _nothing
     from labcoat.agents.llm.brain import build_llm_brain
 
     manager, models = build_llm_brain(state, exp, journal, roles=roles,

@@ -7,13 +7,13 @@ result so far. Review asks the critic to re-grade the leading candidate(s) with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labcoat.agents.manager import Plan
 from labcoat.agents.role import Subtask
-from labcoat.agents.search.propose import Trial, propose, show_params
-from labcoat.experiment import Experiment, best_value, sign
+from labcoat.agents.search.propose import SAMPLER_NAMES, Sampler, Trial, propose, show_params
+from labcoat.experiment import Experiment, SearchParam, best_value, sign
 from labcoat.log import RunState, SubtaskState
 
 BUILTIN = ("reproducer", "engineer", "critic")
@@ -24,10 +24,16 @@ class SearchManager:
 
     brain = "search"
 
-    def __init__(self, experiment: Experiment, roles: Sequence[str], *, parallel: int) -> None:
+    def __init__(self, experiment: Experiment, roles: Sequence[str], *, parallel: int,
+                 role_spaces: Mapping[str, Mapping[str, SearchParam]] | None = None,
+                 sampler: Sampler = "tpe") -> None:
         self.experiment = experiment
         self.roles = list(roles)
         self.parallel = parallel
+        self.role_spaces = dict(role_spaces or {})
+        """Custom roles' parameter spaces (`role_params` over the roles' own `search_space`)."""
+        self.sampler: Sampler = sampler
+        """`tpe`, or `random` (the `random` brain: the floor the search brain must beat)."""
 
     async def plan(self, state: RunState, iteration: int) -> Plan:
         subtasks: list[Subtask] = []
@@ -39,13 +45,13 @@ class SearchManager:
         trials = self._trials(state, iteration, len(subtasks))
         if trials:
             subtasks += trials
-            notes.append(f"{len(trials)} Optuna (TPE) trial(s) from the search space")
+            notes.append(f"{len(trials)} {SAMPLER_NAMES[self.sampler]} trial(s) from the "
+                         "search space")
         best = state.best
         start = best.commit if best and best.commit else state.base_commit
         on = best.subtask if best else "the baseline"
         for role in self.custom_roles():
-            subtasks.append(self._subtask(iteration, subtasks, role, start, state.seed,
-                                          f"Work on the best result so far ({on})."))
+            subtasks.append(self._role_subtask(state, iteration, subtasks, role, start, on))
             notes.append(f"ask {role} to work on {on}")
         return Plan(subtasks, "; ".join(notes) or "nothing left to try")
 
@@ -55,12 +61,26 @@ class SearchManager:
         named = self.experiment.spec.roles or []
         return [r for r in named if r not in BUILTIN and r != "manager"]
 
+    def _role_subtask(self, state: RunState, iteration: int, before: Sequence[Subtask],
+                      role: str, start: str, on: str) -> Subtask:
+        """A custom role's subtask; with a parameter space, one proposal from that role's own
+        history (seeded by the run seed, the iteration and the role's name)."""
+        spec = self.experiment.spec
+        found = propose(self.role_spaces.get(role, {}), trial_history(state, role),
+                        direction=spec.metric.direction, seed=state.seed, iteration=iteration,
+                        n=1, salt=role, sampler=self.sampler)
+        params = found[0] if found else {}
+        with_ = f" with {show_params(params)}" if params else ""
+        return self._subtask(iteration, before, role, start, state.seed,
+                             f"Work on the best result so far ({on}){with_}.", params=params)
+
     def _trials(self, state: RunState, iteration: int, offset: int) -> list[Subtask]:
         if "engineer" not in self.roles:
             return []
         spec = self.experiment.spec
         params = propose(spec.search_space, trial_history(state), direction=spec.metric.direction,
-                         seed=state.seed, iteration=iteration, n=self.parallel)
+                         seed=state.seed, iteration=iteration, n=self.parallel,
+                         sampler=self.sampler)
         out: list[Subtask] = []
         for p in params:
             out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",
@@ -93,18 +113,19 @@ class SearchManager:
         return Plan(out, f"review leader(s) {', '.join(t.id for t in targets)}" if out else "")
 
 
-def trial_history(state: RunState) -> list[Trial]:
-    """Finished or failed engineer trials, with their own-seed metric (None when failed)."""
+def trial_history(state: RunState, role: str = "engineer") -> list[Trial]:
+    """Finished or failed trials of `role`, with their own-seed metric (None when failed)."""
     return [Trial(s.subtask["params"], s.metric) for s in state.subtasks.values()
-            if s.role == "engineer" and s.subtask.get("params") and s.status in ("finished",
-                                                                                "failed")]
+            if s.role == role and s.subtask.get("params") and s.status in ("finished",
+                                                                             "failed")]
 
 
 def ranked(state: RunState) -> list[SubtaskState]:
-    """Graded candidates (not the baseline, not refuted), best first; plan order breaks ties."""
+    """Graded candidates (not the baseline, not measurements, not refuted), best first; plan
+    order breaks ties."""
     pool = [s for s in state.subtasks.values()
             if s.status == "finished" and s.metric is not None and s.role != "reproducer"
-            and s.verdict != "not_reproducible" and s.role != "critic"]
+            and s.verdict != "not_reproducible" and s.role != "critic" and s.candidate]
     order = {sid: i for i, sid in enumerate(state.subtasks)}
     return sorted(pool, key=lambda s: (-sign(state.direction) * (s.metric or 0.0), order[s.id]))
 

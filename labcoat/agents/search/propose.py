@@ -11,7 +11,7 @@ import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import optuna
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 STARTUP_TRIALS = 4
 """Random trials before TPE models the space; small because runs are short."""
+Sampler = Literal["tpe", "random"]
+"""`tpe`: the search brain; `random`: uniform draws, the floor the search brain must beat."""
+SAMPLER_NAMES: dict[str, str] = {"tpe": "Optuna (TPE)", "random": "random"}
 
 
 @dataclass(frozen=True)
@@ -51,26 +54,36 @@ def distributions(space: Mapping[str, SearchParam]) -> dict[str, Any]:
     return out
 
 
-def derived_seed(seed: int, iteration: int) -> int:
-    """A sampler seed that depends only on the run seed and the iteration."""
-    digest = hashlib.sha256(f"{seed}:{iteration}".encode()).digest()
+def derived_seed(seed: int, iteration: int, salt: str = "") -> int:
+    """A sampler seed that depends only on the run seed, the iteration and `salt` (a custom
+    role's name, so that its proposals are its own)."""
+    key = f"{seed}:{iteration}" + (f":{salt}" if salt else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:4], "big")
 
 
+def make_sampler(kind: Sampler, seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                          multivariate=True)
+
+
 def rebuild_study(space: Mapping[str, SearchParam], history: Sequence[Trial], *,
-                  direction: str, seed: int) -> optuna.Study:
+                  direction: str, seed: int, sampler: Sampler = "tpe") -> optuna.Study:
     """A fresh in-memory study holding `history` as finished trials."""
     import optuna
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = distributions(space)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
-                                             multivariate=True)
     study = optuna.create_study(
-        direction="minimize" if direction == "minimize" else "maximize", sampler=sampler)
+        direction="minimize" if direction == "minimize" else "maximize",
+        sampler=make_sampler(sampler, seed))
     for t in history:
         if not _fits(t.params, dists):
             continue  # the search space changed since this trial; it no longer informs it
@@ -87,12 +100,13 @@ def _fits(params: Mapping[str, Any], dists: Mapping[str, Any]) -> bool:
 
 
 def propose(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direction: str,
-            seed: int, iteration: int, n: int) -> list[dict[str, Any]]:
-    """`n` new parameter sets, deterministic given the history, seed and iteration."""
+            seed: int, iteration: int, n: int, salt: str = "",
+            sampler: Sampler = "tpe") -> list[dict[str, Any]]:
+    """`n` new parameter sets, deterministic given the history, seed, iteration and salt."""
     if not space or n <= 0:
         return []
     study = rebuild_study(space, history, direction=direction,
-                          seed=derived_seed(seed, iteration))
+                          seed=derived_seed(seed, iteration, salt), sampler=sampler)
     dists = distributions(space)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TPE warns about independent sampling on some spaces
