@@ -11,12 +11,14 @@ from collections.abc import Callable
 
 from labcoat.cli.common import app, sandbox_app
 from labcoat.cli.maintenance import doctor, sandbox_build, sandbox_cleanup
+from labcoat.cli.project import init
 from labcoat.cli.running import resume, run
 from labcoat.cli.showing import export_run, log, report, roles, status, view
 
 VERBS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("run", run), ("resume", resume), ("status", status), ("log", log), ("report", report),
     ("view", view), ("export", export_run), ("roles", roles), ("doctor", doctor),
+    ("init", init),
 )
 """Top-level verbs in the order `labcoat --help` lists them."""
 for _name, _verb in VERBS:
@@ -24,8 +26,8 @@ for _name, _verb in VERBS:
 sandbox_app.command("build")(sandbox_build)
 sandbox_app.command("cleanup")(sandbox_cleanup)
 
-__all__ = ["app", "doctor", "export_run", "log", "main", "report", "resume", "roles", "run",
-           "sandbox_build", "sandbox_cleanup", "status", "view"]
+__all__ = ["app", "doctor", "export_run", "init", "log", "main", "report", "resume", "roles",
+           "run", "sandbox_build", "sandbox_cleanup", "status", "view"]
 
 
 def main() -> None:

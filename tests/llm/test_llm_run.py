@@ -270,7 +270,7 @@ def _dump(obj: Any) -> str:
 
 
 BUNDLED = Path(__file__).resolve().parents[2] / "experiments" / "digits"
-DIGITS_OLD = 'DEFAULTS = {"model": "logistic", "C": 0.0001,'
+DIGITS_OLD = 'DEFAULTS = {"model": "logistic", "C": 1.0,'
 DIGITS_NEW = 'DEFAULTS = {"model": "svm", "C": 10.0,'
 
 
@@ -284,8 +284,8 @@ def test_bundled_experiment_with_a_local_openai_compatible_server(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     state = load_state(run_dir_of(proc))
     assert state.status == "finished" and state.iteration == 2
-    assert state.baseline is not None and abs(state.baseline - 0.8303) < 0.001
-    assert state.best is not None and state.best.metric > 0.95
+    assert state.baseline is not None and abs(state.baseline - 0.9694) < 0.001
+    assert state.best is not None and state.best.metric > 0.98
     with git.Repo(run_dir_of(proc) / "workspace") as repo:
         code = repo.commit(state.best.commit).tree["train.py"].data_stream.read().decode()
     assert DIGITS_NEW in code
