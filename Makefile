@@ -20,11 +20,14 @@ check:
 	@.venv/bin/lint-imports --no-cache
 	@$(PY) -m mypy
 
+# Two workers, a test file per worker at a time (module fixtures: a browser, a sandbox).
+XDIST := -n 2 --dist loadfile
+
 test: setup check
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q $(XDIST)
 
 test-fast: setup-python check
-	@DOCKER_HOST=unix:///nonexistent/docker.sock $(PY) -m pytest -q -m "not docker" -p no:cacheprovider
+	@DOCKER_HOST=unix:///nonexistent/docker.sock $(PY) -m pytest -q $(XDIST) -m "not docker and not slow" -p no:cacheprovider
 
 lint: check
 

@@ -8,6 +8,10 @@ the `docker_client` / `sandbox_image` fixtures (directly or through another fixt
 out where a test runs `labcoat run` in a subprocess. `pytest -m "not docker"` (`make test-fast`)
 then never contacts an engine, not even for the container leak check. When docker tests are
 selected and the engine is down, each of them fails at once with one message (never a skip).
+
+Parallel runs (`make test` uses pytest-xdist, test files spread over workers): the container leak
+check runs once, in the controlling process after every worker has ended, so one worker never
+mistakes another's live or just-killed run for a leak.
 """
 
 from __future__ import annotations
@@ -63,6 +67,27 @@ def sandbox_image(docker_client: object) -> str:
 def test_plugin() -> str:
     """Install tests/plugin_pkg (distribution `labcoat-test-plugin`, entry-point group
     `labcoat.roles`) into this venv, editable, unless it already is."""
+    with _install_lock():
+        _install_test_plugin()
+    try:
+        importlib.import_module("labcoat_test_plugin")
+    except ImportError:  # an editable install's path hook only loads at interpreter start
+        sys.path.insert(0, str(PLUGIN_DIR))
+    return "labcoat-test-plugin"
+
+
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    """Parallel workers install the plugin one at a time (pip into one venv is not atomic)."""
+    import fcntl
+
+    with open(Path(sys.prefix) / ".labcoat-test-plugin.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _install_test_plugin() -> None:
+    importlib.invalidate_caches()
     try:
         importlib.metadata.distribution("labcoat-test-plugin")
     except importlib.metadata.PackageNotFoundError:
@@ -70,11 +95,6 @@ def test_plugin() -> str:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, f"installing the test plugin failed:\n{proc.stderr}"
         importlib.invalidate_caches()
-    try:
-        importlib.import_module("labcoat_test_plugin")
-    except ImportError:  # an editable install's path hook only loads at interpreter start
-        sys.path.insert(0, str(PLUGIN_DIR))
-    return "labcoat-test-plugin"
 
 
 @contextlib.contextmanager
@@ -127,10 +147,33 @@ def _needs_docker(session: pytest.Session) -> bool:
     return any(item.get_closest_marker("docker") for item in session.items)
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    """The process that drives xdist workers (it collects and runs no tests itself)."""
+    return not _is_worker(config) and config.pluginmanager.hasplugin("dsession")
+
+
+def _docker_deselected(config: pytest.Config) -> bool:
+    return "not docker" in (config.getoption("markexpr", "") or "")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist, the controller notes the containers that predate the session."""
+    if _is_controller(session.config) and not _docker_deselected(session.config):
+        _note_existing()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Only a session that selected docker tests contacts the engine (once, here)."""
     if not _needs_docker(session):
         return
+    _note_existing()
+
+
+def _note_existing() -> None:
     try:
         from labcoat.sandboxes.engine import connect
 
@@ -151,9 +194,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "need no engine)", pytrace=False)
 
 
+@pytest.hookimpl(trylast=True)  # under xdist: after the workers have ended
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the suite when it left a container with a labcoat label behind."""
-    if os.environ.get("LABCOAT_SKIP_LEAK_CHECK") or _ENGINE_DOWN or not _needs_docker(session):
+    if os.environ.get("LABCOAT_SKIP_LEAK_CHECK") or _ENGINE_DOWN or _is_worker(session.config):
+        return
+    if _is_controller(session.config):
+        if _docker_deselected(session.config):
+            return
+    elif not _needs_docker(session):
         return
     with _engine() as client:
         left = [c for c in _labcoat_containers(client) if _ours(c)]

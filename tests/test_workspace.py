@@ -143,12 +143,16 @@ def test_nested_repository_in_the_starting_workspace(tmp_path: Path) -> None:
     assert "160000" not in files.values()
 
 
+# The child's own high-water mark (VmHWM, this address space only). Not ru_maxrss: Linux carries
+# the parent's peak across fork and exec into it, so a child of a pytest that has grown to 900 MB
+# reported 900 MB whatever the export did.
 EXPORT_CHILD = """
-import resource, sys
+import re, sys
 from pathlib import Path
 from labcoat.workspace import Workspace
 Workspace(Path(sys.argv[1])).export(sys.argv[2], Path(sys.argv[3]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+status = Path("/proc/self/status").read_text()
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) * 1024)
 """
 
 

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from labcoat.agents.isolation import run_role_isolated
 from labcoat.agents.llm.models import ScriptedModel, text_reply
 from labcoat.agents.model import Message
@@ -49,6 +51,7 @@ class Worker:
         return RoleResult(summary=f"{graded}|{reply.message.content}|{threading.get_ident()}")
 
 
+@pytest.mark.slow
 def test_a_blocking_role_fails_at_its_limit_while_the_loop_runs_on() -> None:
     async def main() -> tuple[RoleResult, int, float]:
         ticks = 0

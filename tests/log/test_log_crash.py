@@ -122,6 +122,7 @@ def _lane(run_dir: Path, seed: int, kills: int, errors: list[str]) -> None:
         writers.close()
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_loses_no_acknowledged_record(tmp_path: Path) -> None:
     errors: list[str] = []
     lanes = [threading.Thread(target=_lane, args=(tmp_path / f"run{i}", i + 1, 26, errors))
@@ -144,6 +145,7 @@ def _record_starts(data: bytes) -> list[int]:
     return [0, *[i + 1 for i, b in enumerate(data) if b == 10][:-1]]
 
 
+@pytest.mark.slow
 def test_truncate_at_every_offset_of_last_3_records(tmp_path: Path, fast_dir: Path) -> None:
     log = make_run(tmp_path / "src", iterations=1)  # a short head: every cut reads it twice
     data = log.read_bytes()
