@@ -15,6 +15,7 @@ is one message and exit 2, and DIR is left as it was.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -149,7 +150,7 @@ def check_baseline(exp: Experiment) -> None:
     from labcoat.orchestrator.commands import preflight
 
     preflight(exp)
-    outcome = asyncio.run(_grade_once(exp))
+    outcome = asyncio.run(grade_workspace(exp))
     if outcome.ok:
         print(f"baseline: {exp.spec.metric.name} = {outcome.metric:.6g} "
               f"(graded in {outcome.duration_s:.1f} s)")
@@ -160,21 +161,26 @@ def check_baseline(exp: Experiment) -> None:
                       "--no-check to write it as it is")
 
 
-async def _grade_once(exp: Experiment) -> GradeOutcome:
+async def grade_workspace(exp: Experiment, workspace: Path | None = None, *,
+                          seed: int = 0) -> GradeOutcome:
+    """Grade a folder (default: the experiment's workspace/) once, as a run grades a result:
+    `run` in a fresh sandbox without the grader, `evaluate` in another with it. No run
+    directory is made: the log of the grading is a temporary one."""
     from labcoat.experiment import grader_hash
     from labcoat.log import Journal
     from labcoat.orchestrator.grading import Grader
     from labcoat.sandboxes.docker import DockerProvider
 
-    run_id = f"init-{exp.spec.name}"[:40]
+    # Unique: closing the provider removes every container of its run id, any process's.
+    run_id = f"init-{exp.spec.name}"[:31] + f"-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="labcoat-init-grade-") as tmp:
         def export(rev: str, folder: Path) -> None:
-            shutil.copytree(exp.workspace_dir, folder, symlinks=True)
+            shutil.copytree(workspace or exp.workspace_dir, folder, symlinks=True)
 
         with Journal.open(Path(tmp) / "run", run_id, create=True) as journal:
             async with DockerProvider(run_id=run_id) as box:
                 grader = Grader(experiment=exp, provider=box, run_id=run_id,
                                 expected_hash=grader_hash(exp), export=export,
                                 emit=journal.append, artifacts=Path(tmp) / "artifacts")
-                return await grader.grade("workspace", subtask_id="baseline", seed=0,
+                return await grader.grade("workspace", subtask_id="baseline", seed=seed,
                                           iteration=0)
