@@ -41,25 +41,33 @@ AGENT_CAPS = ["SETUID", "SETGID", "KILL", "SETPCAP"]
 """The only capabilities in the container: the exec agent's (commands get none)."""
 LABEL_SCRATCH = "labcoat.scratch"
 """Host folder holding the sandbox's bind-mounted writable folders (removed with it)."""
+LABEL_NODE = "labcoat.node"
+"""The cluster node that made the container (absent on one machine)."""
 POOL_SUBTASK = "pool"
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
 SCRATCH_ENV = "LABCOAT_SCRATCH_DIR"
 
 
-def labels(spec: SandboxSpec, scratch: Path, *, pooled: bool) -> dict[str, str]:
-    """Every container carries its run, subtask, owning process and host (for the orphan sweep)."""
-    return {
+def labels(spec: SandboxSpec, scratch: Path, *, pooled: bool,
+           node: str | None = None) -> dict[str, str]:
+    """Every container carries its run, subtask, owning process and host (for the orphan sweep),
+    and on a cluster the node that made it."""
+    out = {
         LABEL_RUN: spec.run_id,
         LABEL_SUBTASK: POOL_SUBTASK if pooled else spec.subtask_id,
         LABEL_PID: str(os.getpid()),
         LABEL_HOST: socket.gethostname(),
         LABEL_SCRATCH: str(scratch),
     }
+    return out | ({LABEL_NODE: node} if node else {})
 
 
-def container_name(spec: SandboxSpec, *, pooled: bool) -> str:
+def container_name(spec: SandboxSpec, *, pooled: bool, node: str | None = None) -> str:
+    """`labcoat-<run>-<subtask>-<random>`; on a cluster node `labcoat-<node>-<run>-...`, so
+    that sandboxes of two nodes sharing an engine never look alike."""
     sub = POOL_SUBTASK if pooled else (spec.subtask_id or "box")
-    raw = f"labcoat-{spec.run_id[:32]}-{sub[:32]}-{secrets.token_hex(3)}"
+    where = f"{node[:48]}-" if node else ""
+    raw = f"labcoat-{where}{spec.run_id[:32]}-{sub[:32]}-{secrets.token_hex(3)}"
     return re.sub(r"[^a-zA-Z0-9_.-]", "_", raw)
 
 
@@ -81,12 +89,12 @@ def check_spec(spec: SandboxSpec) -> None:
 
 
 def create_kwargs(api: APIClient, spec: SandboxSpec, name: str, scratch: Path, *, pooled: bool,
-                  ) -> dict[str, Any]:
+                  node: str | None = None) -> dict[str, Any]:
     """Arguments for `APIClient.create_container`."""
     return {
         "image": spec.image, "name": name, "entrypoint": ["sleep"], "command": ["infinity"],
         "user": "0:0", "working_dir": spec.workdir,
-        "labels": labels(spec, scratch, pooled=pooled), "hostname": "sandbox",
+        "labels": labels(spec, scratch, pooled=pooled, node=node), "hostname": "sandbox",
         "environment": {},
         "host_config": api.create_host_config(**host_config(spec, scratch)),
     }

@@ -8,7 +8,8 @@ Usage (the research loop does this)::
             result = await box.exec("python train.py", timeout_s=600)
             await box.get_dir("/workspace", worktree_out)
 
-`DockerProvider(run_id=None, *, client=None, pool_size=0, scratch_root=None, exec_channel=True)`:
+`DockerProvider(run_id=None, *, client=None, pool_size=0, scratch_root=None, exec_channel=True,
+node=None)`:
 
 * `run_id`: the run whose containers `aclose()` removes (all containers this provider made are
   removed in any case);
@@ -16,7 +17,8 @@ Usage (the research loop does this)::
 * `pool_size`: warm containers kept ready per (image, limits) key; use the run's `parallel`;
 * `scratch_root`: host folder for the bind-mounted `/workspace` and `/outputs` (default: the temp
   dir, or `$LABCOAT_SCRATCH_DIR`);
-* `exec_channel`: False forces the one-exec-per-command fallback (for comparison and tests).
+* `exec_channel`: False forces the one-exec-per-command fallback (for comparison and tests);
+* `node`: on a Ray cluster node, its name: container names and the `labcoat.node` label carry it.
 
 Entering the provider sweeps orphans (labcoat containers on this host whose process is gone) and,
 when the application has not claimed SIGTERM, turns SIGTERM into a cancellation so that the
@@ -58,8 +60,10 @@ class DockerProvider:
 
     def __init__(self, run_id: str | None = None, *, client: DockerClient | None = None,
                  pool_size: int = 0, scratch_root: Path | None = None,
-                 exec_channel: bool = True) -> None:
+                 exec_channel: bool = True, node: str | None = None) -> None:
         self.run_id, self._client = run_id, client
+        self.node = node
+        """The cluster node this provider runs on (named in its containers); None: one machine."""
         self.scratch_root = scratch_root or ctr.scratch_root()
         self.exec_channel = exec_channel
         self.pool = WarmPool(self._create_pooled, self.create_cold, pool_size) \
@@ -128,7 +132,7 @@ class DockerProvider:
     async def create_cold(self, spec: SandboxSpec, *, pooled: bool = False) -> DockerSandbox:
         """Create, start and connect one container (about 0.4 s)."""
         await self.preflight(spec)
-        name = ctr.container_name(spec, pooled=pooled)
+        name = ctr.container_name(spec, pooled=pooled, node=self.node)
         scratch = ctr.process_dir(self.scratch_root) / name
         self._live[name] = None
         try:
@@ -143,7 +147,8 @@ class DockerProvider:
 
     async def _boot(self, spec: SandboxSpec, name: str, scratch: Path, pooled: bool,
                     ) -> DockerSandbox:
-        kwargs = ctr.create_kwargs(self.client.api, spec, name, scratch, pooled=pooled)
+        kwargs = ctr.create_kwargs(self.client.api, spec, name, scratch, pooled=pooled,
+                                   node=self.node)
 
         def create_and_start() -> str:
             cid = self.client.api.create_container(**kwargs)["Id"]

@@ -1,7 +1,8 @@
 """Sandbox fixtures: one event loop per module, providers per backend, a shared probe sandbox.
 
 Every backend in `BACKENDS` must pass `test_conformance.py`. Docker runs twice: with the
-persistent exec channel (the default) and with one engine exec per command (the fallback).
+persistent exec channel (the default) and with one engine exec per command (the fallback); Ray
+runs on a local two-node cluster the tests start (marked `ray`, started only when selected).
 """
 
 from __future__ import annotations
@@ -18,10 +19,48 @@ from labcoat.sandboxes import DockerProvider, SandboxSpec
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
 
+def ray_provider(run_id: str) -> Any:
+    """A `RayProvider` on the shared local two-node cluster (started on first use, in a network
+    namespace of its own: see tests/cluster/local.py)."""
+    from labcoat.sandboxes.ray import RayProvider
+    from tests.cluster import shared
+
+    return RayProvider(run_id, address=shared.enter().address)
+
+
 BACKENDS: dict[str, Callable[[str], Any]] = {
     "docker": lambda run_id: DockerProvider(run_id),
     "docker-exec": lambda run_id: DockerProvider(run_id, exec_channel=False),
+    "ray": ray_provider,
 }
+RAY_BACKENDS = frozenset({"ray"})
+"""Backends that need the local Ray cluster: marked `ray` (`-m "not ray"` leaves them out, and
+the cluster is started only when one of them runs)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") in RAY_BACKENDS:
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _host_network() -> Iterator[None]:
+    """After a module that used the cluster, the main thread leaves its network namespace."""
+    yield
+    from tests.cluster import shared
+
+    shared.leave()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_cluster_stopped() -> Iterator[None]:
+    yield
+    from tests.cluster import shared
+
+    shared.stop()
 
 
 def new_run_id(tag: str = "t") -> str:
