@@ -9,7 +9,8 @@ run plans exactly what it would have planned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from labcoat.agents.role import Subtask
@@ -22,6 +23,8 @@ class Plan:
 
     subtasks: list[Subtask]
     rationale: str
+    notes: Mapping[int, str] = field(default_factory=dict)
+    """How the plan took each of a person's notes into account (note number -> answer)."""
 
 
 class Manager(Protocol):

@@ -14,9 +14,11 @@ from labcoat.cli.maintenance import doctor, sandbox_build, sandbox_cleanup
 from labcoat.cli.project import init
 from labcoat.cli.running import resume, run
 from labcoat.cli.showing import export_run, log, report, roles, status, view
+from labcoat.cli.steering import approve, join_spend_over, note, reject, stop
 
 VERBS: tuple[tuple[str, Callable[..., None]], ...] = (
-    ("run", run), ("resume", resume), ("status", status), ("log", log), ("report", report),
+    ("run", run), ("resume", resume), ("note", note), ("approve", approve),
+    ("reject", reject), ("stop", stop), ("status", status), ("log", log), ("report", report),
     ("view", view), ("export", export_run), ("roles", roles), ("doctor", doctor),
     ("init", init),
 )
@@ -26,9 +28,12 @@ for _name, _verb in VERBS:
 sandbox_app.command("build")(sandbox_build)
 sandbox_app.command("cleanup")(sandbox_cleanup)
 
-__all__ = ["app", "doctor", "export_run", "init", "log", "main", "report", "resume", "roles",
-           "run", "sandbox_build", "sandbox_cleanup", "status", "view"]
+__all__ = ["app", "approve", "doctor", "export_run", "init", "log", "main", "note", "reject",
+           "report", "resume", "roles", "run", "sandbox_build", "sandbox_cleanup", "status",
+           "stop", "view"]
 
 
 def main() -> None:
-    app()
+    import sys
+
+    app(args=join_spend_over(sys.argv[1:]))

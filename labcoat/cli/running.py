@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from labcoat.cli.common import Cpus, GpuIds, Memory, RunDir, friendly, machine_options
+from labcoat.cli.steering import Approve, ApproveTimeout, approve_options
 
 
 @friendly
@@ -37,9 +38,8 @@ def run(
         min=1, help="Iterations in flight (1: wait for each iteration to close).")] = 2,
     role_timeout: Annotated[float | None, typer.Option(
         help="Seconds a role may work (default: 4 x the experiment's timeout_s).")] = None,
-    cpus: Cpus = None,
-    memory: Memory = None,
-    gpu_ids: GpuIds = None,
+    cpus: Cpus = None, memory: Memory = None, gpu_ids: GpuIds = None,
+    approve: Approve = None, approve_timeout: ApproveTimeout = None,
 ) -> None:
     """Start a research run; prints the run directory."""
     from labcoat.orchestrator.commands import RunOptions, start_run
@@ -49,7 +49,7 @@ def run(
         max_iterations=max_iterations, parallel=parallel, budget_usd=budget_usd,
         budget_tokens=budget_tokens, time_limit_s=time_limit, patience=patience, seed=seed,
         runs_dir=runs_dir, pipeline_depth=pipeline_depth, role_timeout_s=role_timeout,
-        **machine_options(cpus, memory, gpu_ids),
+        **machine_options(cpus, memory, gpu_ids), **approve_options(approve, approve_timeout),
     )
     sys.exit(start_run(experiment_dir, opts))
 
@@ -61,13 +61,13 @@ def resume(
     budget_usd: Annotated[float | None, typer.Option(help="Raise the dollar budget.")] = None,
     budget_tokens: Annotated[int | None, typer.Option(help="Raise the token budget.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="New wall-clock limit, seconds.")] = None,
-    cpus: Cpus = None,
-    memory: Memory = None,
-    gpu_ids: GpuIds = None,
+    cpus: Cpus = None, memory: Memory = None, gpu_ids: GpuIds = None,
+    approve: Approve = None, approve_timeout: ApproveTimeout = None,
 ) -> None:
     """Continue a run from its log."""
     from labcoat.orchestrator.commands import resume_run
 
     sys.exit(resume_run(run_dir, max_iterations=max_iterations, budget_usd=budget_usd,
                         budget_tokens=budget_tokens, time_limit_s=time_limit,
-                        **machine_options(cpus, memory, gpu_ids)))
+                        **machine_options(cpus, memory, gpu_ids),
+                        **approve_options(approve, approve_timeout)))

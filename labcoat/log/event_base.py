@@ -22,6 +22,7 @@ COMMITTING = frozenset({
     "run_started", "run_resumed", "plan_proposed", "subtask_started", "llm_call",
     "subtask_finished", "subtask_failed", "graded", "critique", "iteration_closed",
     "budget_exhausted", "run_paused", "run_finished", "run_failed", "log_repaired",
+    "note_added", "approval_decided", "stop_requested", "subtask_cancelled",
 })
 """Types fsynced before `Journal.append` returns: the run acts on them. Others are batched."""
 

@@ -21,6 +21,12 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         so 0 in older logs. `capacity` (what the scheduler may use and how many sandboxes
         fit, once per session) and `sandbox_leased` (each sandbox's slot and GPU device ids);
         the fold ignores both.
+        A person in the loop: `note_added`, `approval_decided`, `stop_requested` (each with
+        the `request` id that carried it, taken in once) and `subtask_cancelled` (`stop
+        --now`); `plan_proposed.awaiting` / `gate` / `worst_usd` (subtasks that wait for a
+        person's approval, and why) and `plan_proposed.notes` (how the plan took each note
+        into account); `run_paused.waiting_for_person` (an approval timeout, exit code 4).
+        Older logs have none of them: no notes, no approvals, nothing waits.
         `subtask_finished.candidate`: False for a measurement (never the best, never
         critiqued); absent from older logs, which read as candidates only.
 
@@ -38,15 +44,19 @@ from pydantic import Field, TypeAdapter
 from labcoat.log.event_base import CMD_CAP, COMMITTING, SCHEMA_VERSION, TAIL_CAP, EventBase
 from labcoat.log.model_events import LlmCall, LlmError, ToolCallEvent
 from labcoat.log.run_events import (
+    ApprovalDecided,
     BudgetExhaustedEvent,
     IterationClosed,
     LogRepaired,
+    NoteAdded,
     PlanProposed,
     RunFailed,
     RunFinished,
     RunPaused,
     RunResumed,
     RunStarted,
+    StopRequested,
+    SubtaskCancelled,
 )
 from labcoat.log.work_events import (
     CapacityNoted,
@@ -66,6 +76,7 @@ __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSION",
     "TAIL_CAP",
+    "ApprovalDecided",
     "BudgetExhaustedEvent",
     "CapacityNoted",
     "CritiqueEvent",
@@ -76,6 +87,7 @@ __all__ = [
     "LlmCall",
     "LlmError",
     "LogRepaired",
+    "NoteAdded",
     "PlanProposed",
     "RunFailed",
     "RunFinished",
@@ -84,6 +96,8 @@ __all__ = [
     "RunStarted",
     "SandboxExec",
     "SandboxLeased",
+    "StopRequested",
+    "SubtaskCancelled",
     "SubtaskFailed",
     "SubtaskFinished",
     "SubtaskStarted",
@@ -99,14 +113,16 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     RunStarted, RunResumed, PlanProposed, SubtaskStarted, SandboxExec, LlmCall,
     SubtaskFinished, SubtaskFailed, Graded, CritiqueEvent, IterationClosed,
     BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired, ToolCallEvent,
-    LlmError, CapacityNoted, SandboxLeased,
+    LlmError, CapacityNoted, SandboxLeased, NoteAdded, ApprovalDecided, StopRequested,
+    SubtaskCancelled,
 )
 
 Event = Annotated[
     RunStarted | RunResumed | PlanProposed | SubtaskStarted | SandboxExec | LlmCall
     | SubtaskFinished | SubtaskFailed | Graded | CritiqueEvent | IterationClosed
     | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired
-    | ToolCallEvent | LlmError | CapacityNoted | SandboxLeased,
+    | ToolCallEvent | LlmError | CapacityNoted | SandboxLeased | NoteAdded | ApprovalDecided
+    | StopRequested | SubtaskCancelled,
     Field(discriminator="type"),
 ]
 """Any event; validate with `EVENT_ADAPTER` or `parse_event`."""

@@ -13,7 +13,8 @@ What the loop reads: `status`, `config` (with resume overrides merged), `experim
 `seed`, `brain`, `base_commit`, `iteration` (latest planned), `metric_name` / `direction`,
 `subtasks` (plan order), `unfinished()`, `best`, `baseline`, `closed` /
 `iterations_without_improvement`, `cost`, `budget` (the last `budget_exhausted`, cleared by a
-resume). Replaying logged model replies reads the `llm_call` events themselves.
+resume). Replaying logged model replies reads the `llm_call` events themselves. A person's
+notes, approvals and stop requests: `labcoat.log.steering`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from typing import Any, Literal
 
 from labcoat.experiment.metric import beats
 from labcoat.log import events as ev
+from labcoat.log import steering
 from labcoat.log.cost import NO_SPEND, Cost, spend_delta
+from labcoat.log.steering import Approval, Note, StopRequest
 
 RunStatus = Literal["new", "running", "paused", "finished", "failed"]
-SubtaskStatus = Literal["planned", "running", "finished", "failed"]
+SubtaskStatus = Literal["planned", "running", "finished", "failed", "declined"]
+"""`declined`: a person did not approve it (`labcoat.log.steering`); it never runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,17 @@ class RunState:
     execs_by_subtask: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     """The reason of run_paused / run_finished, or the error of run_failed."""
+    notes: list[Note] = field(default_factory=list)
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    """By the id of the plan_proposed whose subtasks wait, in log order."""
+    stop: StopRequest | None = None
+    """A stop request the run has not acted on yet (cleared by a resume)."""
+    stops: list[StopRequest] = field(default_factory=list)
+    """Every stop request, for the record."""
+    requests: dict[str, int] = field(default_factory=dict)
+    """Request id -> seq of the event that took it in (each request is taken in once)."""
+    waiting_for_person: bool = False
+    """The run paused because nobody decided on a plan in time (exit code 4)."""
 
     @property
     def metric_name(self) -> str | None:
@@ -162,6 +177,20 @@ class RunState:
     @property
     def budget_exhausted(self) -> bool:
         return self.budget is not None
+
+    @property
+    def pending_approval(self) -> Approval | None:
+        """The plan that waits for a person's decision, if any."""
+        return next((a for a in self.approvals.values() if a.pending), None)
+
+    def awaiting(self) -> frozenset[str]:
+        """Subtasks that may not start until a person approves them."""
+        return frozenset(sid for a in self.approvals.values() if a.pending
+                         for sid in a.subtasks)
+
+    def open_notes(self) -> list[Note]:
+        """Notes no plan has acted on yet, oldest first."""
+        return [n for n in self.notes if n.answer is None]
 
     def unfinished(self) -> list[SubtaskState]:
         """Planned or started but neither finished nor failed, in plan order."""
@@ -188,7 +217,7 @@ class RunState:
     def baseline(self) -> float | None:
         """The first reproducer subtask's metric (None until it is graded)."""
         for s in self.subtasks.values():
-            if s.role == "reproducer":
+            if s.role == "reproducer" and s.status != "declined":
                 return s.metric
         return None
 
@@ -207,7 +236,9 @@ class RunState:
         return replace(self, config=dict(self.config), subtasks=dict(self.subtasks),
                        rationales=dict(self.rationales), closed=list(self.closed),
                        cost=self.cost.copy(),
-                       execs_by_subtask=dict(self.execs_by_subtask))
+                       execs_by_subtask=dict(self.execs_by_subtask), notes=list(self.notes),
+                       approvals=dict(self.approvals), stops=list(self.stops),
+                       requests=dict(self.requests))
 
     def as_of(self, iteration: int) -> RunState:
         """The run as it stood for iterations up to `iteration`: later subtasks, and verdicts
@@ -228,6 +259,7 @@ class RunState:
             unfinished=[s.id for s in self.unfinished()],
             iterations_without_improvement=self.iterations_without_improvement,
             replayable_llm_responses=self.logged_llm_calls,
+            awaiting_approval=sorted(self.awaiting()), open_notes=len(self.open_notes()),
         )
         data["cost"]["total"]["tokens"] = self.cost.total.tokens
         return data
@@ -256,6 +288,7 @@ def _run_started(s: RunState, e: ev.RunStarted) -> None:
 
 def _run_resumed(s: RunState, e: ev.RunResumed) -> None:
     s.status, s.budget, s.stop_reason = "running", None, None
+    s.stop, s.waiting_for_person = None, False  # resuming supersedes an earlier stop request
     s.config.update(e.overrides)
     s.resumes += 1
 
@@ -269,6 +302,7 @@ def _plan_proposed(s: RunState, e: ev.PlanProposed) -> None:
             s.subtasks[sid] = SubtaskState(id=sid, role=str(sub.get("role", "")),
                                            iteration=int(sub.get("iteration", e.iteration)),
                                            subtask=sub)
+    steering.plan_gate(s, e)
 
 
 def _update(s: RunState, sid: str | None, **changes: Any) -> None:
@@ -346,6 +380,7 @@ def _budget_exhausted(s: RunState, e: ev.BudgetExhaustedEvent) -> None:
 
 def _run_paused(s: RunState, e: ev.RunPaused) -> None:
     s.status, s.stop_reason = "paused", e.reason
+    s.waiting_for_person = e.waiting_for_person
 
 
 def _run_finished(s: RunState, e: ev.RunFinished) -> None:
@@ -373,7 +408,7 @@ _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
     "budget_exhausted": _budget_exhausted, "run_paused": _run_paused,
     "run_finished": _run_finished, "run_failed": _run_failed, "log_repaired": _log_repaired,
     "tool_call": _ignored, "llm_error": _ignored, "capacity": _ignored,
-    "sandbox_leased": _ignored,
+    "sandbox_leased": _ignored, **steering.HANDLERS,
 }
 
 

@@ -3,7 +3,13 @@
 Exit codes: 0 finished (or already finished), 1 stopped by an error (the log says why and the run
 is resumable; a rejected API key is one), 2 bad input, 3 paused on a budget (`budget_exhausted`,
 resume with a higher `--budget-usd` / `--budget-tokens`) or on the provider's exhausted quota
-(resume once credit is added), 130 interrupted (Ctrl-C / SIGTERM).
+(resume once credit is added) or on `labcoat stop`, 4 waiting for a person (nobody decided on a
+plan within `--approve-timeout`; `labcoat approve`/`reject`, then resume), 130 interrupted
+(Ctrl-C / SIGTERM).
+
+A person's requests that reached the run while no process ran it (left in its inbox) are taken
+into the log before `run_resumed`, and whatever reaches the inbox while a run lets go of its lock
+is taken in after (`labcoat.orchestrator.steering`).
 
 Everything that can be checked before a run directory exists is (`preflight`: the spec, the
 engine, the image, the roles, and whether the host can hold one sandbox of the spec's size);
@@ -43,6 +49,7 @@ from labcoat.errors import (
 )
 from labcoat.experiment import Experiment, experiment_from_log, experiment_hash, grader_hash
 from labcoat.log import Journal, RunState
+from labcoat.orchestrator.steering import settle, take_in_journal
 from labcoat.text import inert
 from labcoat.views.status import require_run
 
@@ -84,6 +91,12 @@ class RunOptions(BaseModel):
     """Memory labcoat may use for sandboxes, MB (default: what the engine reports)."""
     gpu_ids: list[str] | None = None
     """GPU device ids labcoat may hand out (default: the NVIDIA devices of this host)."""
+    approve_plans: bool = False
+    """Every plan waits for a person's approval before any of its subtasks starts."""
+    approve_spend_over_usd: float | None = Field(None, ge=0)
+    """A subtask whose worst-case model spend exceeds this waits for a person's approval."""
+    approve_timeout_s: float | None = Field(None, gt=0)
+    """Pause (exit code 4) after waiting this long for nothing but a person's decision."""
 
 
 def new_run_id(name: str) -> str:
@@ -146,8 +159,11 @@ def start_run(experiment_dir: Path, opts: RunOptions) -> int:
               file=sys.stderr)
         return 130
     print(run_dir, flush=True)
-    with Journal.open(run_dir, create=False) as journal:
-        return drive(run_dir, journal, exp)
+    try:
+        with Journal.open(run_dir, create=False) as journal:
+            return drive(run_dir, journal, exp)
+    finally:
+        settle(run_dir)
 
 
 def _run_started(exp: Experiment, opts: RunOptions, goal: str, brain: str) -> dict[str, Any]:
@@ -216,7 +232,15 @@ def _not_created(err: Exception, final: Path) -> LabcoatError:
 def resume_run(run_dir: Path, **overrides: Any) -> int:
     run_dir = run_dir.resolve()
     require_run(run_dir)
+    try:
+        return _resume(run_dir, overrides)
+    finally:
+        settle(run_dir)
+
+
+def _resume(run_dir: Path, overrides: Mapping[str, Any]) -> int:
     with Journal.open(run_dir, create=False) as journal:
+        take_in_journal(journal)  # requests that came while no process ran the run
         state = journal.state
         if state.status == "finished":
             print(f"{run_dir}: run already finished ({inert(str(state.stop_reason))}); "
@@ -258,7 +282,8 @@ def drive(run_dir: Path, journal: Journal, exp: Experiment) -> int:
     from labcoat.orchestrator.driver import run_session
 
     try:
-        return asyncio.run(run_session(run_dir, journal, exp))
+        code = asyncio.run(run_session(run_dir, journal, exp))
+        return paused_code(code, journal.state, run_dir)
     except RunLogWriteError:
         raise
     except BudgetExhausted as err:
@@ -278,6 +303,16 @@ def drive(run_dir: Path, journal: Journal, exp: Experiment) -> int:
         _stop(journal, "run_paused", reason="disk full")
         raise DiskFull(f"no space left on the device of {run_dir} ({first_line(err)}); fix: "
                        f"free some space, then `labcoat resume {run_dir}`") from None
+
+
+def paused_code(code: int, state: RunState, run_dir: Path) -> int:
+    """A run that paused without an error: 4 when it waits for a person, else 3 (a stop
+    request); said in one line, with the way on."""
+    if code != 0 or state.status != "paused":
+        return code
+    how = "" if state.waiting_for_person else f"; `labcoat resume {run_dir}` continues"
+    print(f"labcoat: paused: {inert(str(state.stop_reason))}{how}", file=sys.stderr)
+    return 4 if state.waiting_for_person else 3
 
 
 def disk_full(err: BaseException, run_dir: Path) -> bool:

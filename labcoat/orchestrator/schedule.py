@@ -10,11 +10,17 @@ With depth 1 this is the iteration barrier: nothing of iteration n starts before
     reviewable(state, n)         iteration n's work is done and graded, n - 1 has closed
     ready(state)                 subtasks a free slot may take, oldest iteration first
     stop_reason(state, ...)      why no further iteration will be planned, or None
+    blocked(state)               the plan that waits for a person, when nothing else can run
+
+A person in the loop (`labcoat.log.steering`): subtasks that wait for approval are not ready;
+while a plan waits, nothing new is planned or reviewed (one decision at a time); a declined
+subtask is done without running.
 """
 
 from __future__ import annotations
 
 from labcoat.log import RunState, SubtaskState
+from labcoat.log.steering import Approval
 
 
 def closed(state: RunState, n: int) -> bool:
@@ -28,8 +34,9 @@ def needs_grading(rec: SubtaskState) -> bool:
 
 
 def done(rec: SubtaskState) -> bool:
-    """Worked and graded (or failed): nothing more to do for this subtask."""
-    return rec.status == "failed" or (rec.status == "finished" and not needs_grading(rec))
+    """Worked and graded (or failed, or declined): nothing more to do for this subtask."""
+    return rec.status in ("failed", "declined") or (rec.status == "finished"
+                                                    and not needs_grading(rec))
 
 
 def planning_view(state: RunState, n: int, depth: int) -> RunState:
@@ -60,7 +67,7 @@ def next_to_plan(state: RunState, depth: int) -> int | None:
     n = state.iteration + 1
     if stop_reason(state, depth=depth) is not None or not closed(state, n - depth):
         return None
-    return n
+    return None if state.pending_approval is not None else n
 
 
 def open_iteration(state: RunState) -> int | None:
@@ -82,10 +89,18 @@ def ready(state: RunState) -> list[SubtaskState]:
     """Subtasks with work left (planned, interrupted, or finished but not graded), oldest
     iteration first and in plan order within one."""
     order = {sid: i for i, sid in enumerate(state.subtasks)}
-    left = [s for s in state.subtasks.values() if not done(s)]
+    waiting = state.awaiting()
+    left = [s for s in state.subtasks.values() if not done(s) and s.id not in waiting]
     return sorted(left, key=lambda s: (s.iteration, order[s.id]))
 
 
 def all_closed(state: RunState) -> bool:
     """Every planned iteration has closed."""
     return open_iteration(state) is None
+
+
+def blocked(state: RunState) -> Approval | None:
+    """The plan that waits for a person when nothing else is left to start (the run can only
+    wait), else None."""
+    waiting = state.pending_approval
+    return waiting if waiting is not None and not ready(state) else None

@@ -15,6 +15,7 @@ from typing import Any
 from labcoat.log import EventBase
 from labcoat.log import events as ev
 from labcoat.text import first_line, inert, num
+from labcoat.views import steering
 
 
 def short(commit: str | None) -> str:
@@ -40,8 +41,8 @@ def summary(event: EventBase) -> str:
 
 def _plan(e: ev.PlanProposed) -> str:
     subs = ", ".join(f"{s.get('id')} {s.get('role')}" for s in e.subtasks)
-    return f"{len(e.subtasks)} subtasks: {subs}" + (f" | {first_line(e.rationale, 60)}"
-                                                    if e.rationale else "")
+    why = f" | {first_line(e.rationale, 60)}" if e.rationale else ""
+    return f"{len(e.subtasks)} subtasks: {subs}{why}{steering.plan_waits(e)}"
 
 
 def _exec(e: ev.SandboxExec) -> str:
@@ -111,6 +112,7 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "log_repaired": lambda e: f"set aside {e.dropped_bytes} bytes ({e.reason}) "
                               f"in {e.broken_copy}",
     "capacity": lambda e: _capacity(e),
+    **steering.SUMMARIES,
     "sandbox_leased": lambda e: f"{e.subtask_id or '-'} {e.sandbox} slot {e.slot}"
                                 + (f" GPUs {','.join(e.gpu_ids)}" if e.gpu_ids else "")
                                 + (f" on {e.node}" if e.node else ""),

@@ -9,6 +9,7 @@ from pathlib import Path
 from labcoat.experiment import beats
 from labcoat.log import RunState, load_state
 from labcoat.text import inert, num
+from labcoat.views import steering
 from labcoat.views.status import require_run
 from labcoat.workspace import Workspace
 
@@ -51,7 +52,7 @@ def render(state: RunState, *, diff: str, plot: str | None) -> str:
               f"- model cost: {cost_line(state)}", ""]
     if plot:
         lines += [f"![{name} over iterations]({plot})", ""]
-    lines += [*subtask_table(state), "", *lineage(state), ""]
+    lines += [*subtask_table(state), "", *lineage(state), "", *steering.report_lines(state)]
     if diff:
         lines += ["## Best result's change from the baseline", "", "```diff", diff, "```", ""]
     return "\n".join(lines)

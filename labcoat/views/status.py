@@ -15,6 +15,7 @@ from typing import Any
 from labcoat.errors import ConfigError
 from labcoat.log import RunState, SubtaskState, TornTail, fold, log_path, read_log
 from labcoat.text import inert, num
+from labcoat.views import steering
 from labcoat.views.render import short
 
 
@@ -74,6 +75,7 @@ def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None) 
         _metric_line(state),
         _cost_line(state),
     ]
+    lines += steering.status_lines(state)
     if state.budget is not None:
         b = state.budget
         lines.append(f"budget    {b.kind} exhausted: spent {b.spent:.6g} of {b.limit:.6g}")

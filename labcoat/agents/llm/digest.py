@@ -2,11 +2,14 @@
 
     text = digest(state, diff=summarize, max_tokens=3000)
 
-Sections, always in this order: the goal and the metric; baseline and best so far; the latest
-results (newest first, each with its change summarised); open critiques; ideas that failed.
-Each entry is clipped, and entries are taken in priority order (latest results, then critiques,
-then failures) until the character budget (~4 characters per token) is spent; what did not fit
-is counted, not silently dropped. The digest is a pure function of the state (and the git
+Sections, always in this order: the goal and the metric; baseline and best so far; a person's
+notes that no plan has acted on yet (oldest first, at most `NOTES_SHOWN`, within half the
+budget: the plan must say how it took each one into account); plans a person rejected, with
+their reasons (newest first); the latest results (newest first, each with its change
+summarised); open critiques; ideas that failed. Each entry is clipped, and entries are taken in
+priority order (the person's words, then latest results, critiques, failures) until the
+character budget (~4 characters per token) is spent; what did not fit is counted, not silently
+dropped. The digest is a pure function of the state (and the git
 repository), so a resumed run sends the manager the very same prompt (and its reply replays).
 """
 
@@ -16,6 +19,7 @@ from collections.abc import Callable
 
 from labcoat.experiment import beats
 from labcoat.log import RunState, SubtaskState
+from labcoat.log.steering import Approval, Note
 from labcoat.text import num, squash
 
 CHARS_PER_TOKEN = 4
@@ -24,6 +28,10 @@ DEFAULT_DIGEST_TOKENS = 3000
 RECENT = 8
 """Latest results described in full (their diff summarised)."""
 ENTRY_CHARS = 600
+NOTES_SHOWN = 5
+"""A person's open notes shown at once (oldest first); the others wait for a later plan."""
+NOTES_TITLE = ("Notes from a person, not acted on yet (say in propose_plan's `notes` how you "
+               "took each one into account):")
 DiffSummary = Callable[[str, str], str]
 """`summary(base_commit, commit)` -> a few lines: files changed and the first changed lines."""
 
@@ -34,10 +42,13 @@ def digest(state: RunState, *, diff: DiffSummary | None = None,
     budget = max_tokens * CHARS_PER_TOKEN
     head = header(state)
     budget -= len(head) + 1
-    sections = [("Latest results (newest first):", recent_results(state, diff)),
+    notes = notes_block(state, max_tokens)
+    budget -= len(notes) + 2 if notes else 0
+    sections = [("Plans a person rejected (newest first):", rejected_plans(state)),
+                ("Latest results (newest first):", recent_results(state, diff)),
                 ("Open critiques:", open_critiques(state)),
                 ("Ideas that failed or did not beat the baseline:", failed_ideas(state))]
-    parts = [head]
+    parts = [head, notes] if notes else [head]
     for title, entries in sections:
         taken, budget = take(entries, budget - len(title) - 1)
         if taken:
@@ -133,3 +144,41 @@ def summarize_diff(text: str, *, lines: int = 6) -> str:
     changed = [ln for ln in text.splitlines()
                if ln[:1] in "+-" and not ln.startswith(("+++", "---"))][:lines]
     return "; ".join(stat) + (" :: " + " / ".join(c[:80] for c in changed) if changed else "")
+
+
+def shown_notes(state: RunState, max_tokens: int = DEFAULT_DIGEST_TOKENS) -> list[Note]:
+    """The open notes the digest shows (the ones the next plan must answer): oldest first, at
+    most `NOTES_SHOWN`, within half of the digest's budget."""
+    budget = max_tokens * CHARS_PER_TOKEN // 2 - len(NOTES_TITLE)
+    out: list[Note] = []
+    for note in state.open_notes()[:NOTES_SHOWN]:
+        budget -= len(note_entry(note)) + 1
+        if budget < 0:
+            break
+        out.append(note)
+    return out
+
+
+def note_entry(note: Note) -> str:
+    return squash(f"- note {note.number}: {note.text}", ENTRY_CHARS)
+
+
+def notes_block(state: RunState, max_tokens: int) -> str:
+    notes = shown_notes(state, max_tokens)
+    if not notes:
+        return ""
+    left = len(state.open_notes()) - len(notes)
+    more = [f"  ({left} more note(s) wait for a later plan)"] if left else []
+    return "\n".join([NOTES_TITLE, *(note_entry(n) for n in notes), *more])
+
+
+def rejected_plans(state: RunState) -> list[str]:
+    """Subtasks a person declined, with the reason, newest first."""
+    return [_declined(a) for a in reversed(state.approvals.values()) if a.declined]
+
+
+def _declined(a: Approval) -> str:
+    what = "; ".join(squash(a.asked.get(sid, sid), 160) for sid in a.declined)
+    verdict = f"rejected, reason: {a.reason}" if a.decision == "rejected" else \
+        "not approved (the person approved only others)"
+    return squash(f"- iteration {a.iteration}: {what} -> {verdict}", ENTRY_CHARS)

@@ -5,8 +5,10 @@ The model reads a bounded digest of the log (`labcoat.agents.llm.digest`) and ca
 subtask id. The arguments are validated like any tool call: an unknown role or base is a bad call
 whose error (listing what is known) goes back to the model; three bad calls in a row raise a
 `ModelError` (the run pauses, resumable). Iteration 1 always starts with a reproducer when the
-experiment has one. Review is the search manager's: the critic examines the leaders nobody
-reviewed yet, with the diff of each in its subtask.
+experiment has one. A person's notes in the digest must each be answered in the plan's `notes`
+(how the plan took it into account); a plan that leaves one out is a bad call, sent back.
+Review is the search manager's: the critic examines the leaders nobody reviewed yet, with the
+diff of each in its subtask.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from labcoat.agents.llm.digest import DEFAULT_DIGEST_TOKENS, digest, summarize_diff
+from labcoat.agents.llm.digest import DEFAULT_DIGEST_TOKENS, digest, shown_notes, summarize_diff
 from labcoat.agents.llm.toolloop import LoopLimits, run_tool_loop
 from labcoat.agents.llm.tools import Submitted, Tool, ToolEnv
 from labcoat.agents.llm.wiring import bind, journal_emit
@@ -49,15 +51,30 @@ class PlannedSubtask(BaseModel):
     base: str = Field("best", description='Start from "best", "baseline" or a subtask id.')
 
 
+class NoteAnswer(BaseModel):
+    """How the plan took one of a person's notes into account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: int = Field(description="The note's number, from the digest.")
+    answer: str = Field(min_length=1, description="What the plan does about it, and why.")
+
+
 class PlanArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rationale: str = Field("", description="Why this plan, in two or three sentences.")
     subtasks: list[PlannedSubtask] = Field(description="The subtasks; empty when done.")
+    notes: list[NoteAnswer] = Field(
+        default_factory=list,
+        description="For each note from a person in the digest: how this plan took it into "
+                    "account.")
 
 
-def plan_args(roles: Sequence[str], bases: Mapping[str, str], max_n: int) -> type[PlanArgs]:
-    """`PlanArgs` that refuses unknown roles and bases, naming the known ones."""
+def plan_args(roles: Sequence[str], bases: Mapping[str, str], max_n: int,
+              notes: Sequence[int] = ()) -> type[PlanArgs]:
+    """`PlanArgs` that refuses unknown roles and bases, naming the known ones, and a plan that
+    does not answer each of the person's `notes` (by number)."""
     known_bases = ["best", "baseline", *list(bases)[-12:]]
 
     class Item(PlannedSubtask):
@@ -82,7 +99,24 @@ def plan_args(roles: Sequence[str], bases: Mapping[str, str], max_n: int) -> typ
         subtasks: list[Item] = Field(max_length=max_n,  # type: ignore[assignment]
                                      description=f"At most {max_n} subtasks; empty when done.")
 
+        @model_validator(mode="after")
+        def _answers_notes(self) -> Args:
+            check_answers(self.notes, notes)
+            return self
+
     return Args
+
+
+def check_answers(answers: Sequence[NoteAnswer], notes: Sequence[int]) -> None:
+    """Every note the digest shows answered, and no other (ValueError says which)."""
+    answered = {a.note for a in answers}
+    if not answered <= set(notes):
+        raise ValueError(f"`notes` answers note(s) {sorted(answered - set(notes))}, which the "
+                         f"digest does not show; shown: {list(notes)}")
+    missing = [n for n in notes if n not in answered]
+    if missing:
+        raise ValueError(f"say in `notes` how this plan takes the person's note(s) {missing} "
+                         "into account")
 
 
 def plan_tool(args: type[PlanArgs], holder: list[PlanArgs]) -> Tool:
@@ -126,7 +160,8 @@ class LlmManager:
     async def plan(self, state: RunState, iteration: int) -> Plan:
         model = bind(self.models("manager"), "manager", journal_emit(self.journal, iteration))
         holder: list[PlanArgs] = []
-        tool = plan_tool(plan_args(self.roles, bases_of(state), self.max_subtasks), holder)
+        notes = [n.number for n in shown_notes(state, self.digest_tokens)]
+        tool = plan_tool(plan_args(self.roles, bases_of(state), self.max_subtasks, notes), holder)
         outcome = await run_tool_loop(
             model, system=self.system_prompt(state), task=self.task(state, iteration),
             sandbox=None, tools=(tool,), limits=PLAN_LIMITS,
@@ -149,12 +184,15 @@ class LlmManager:
     def task(self, state: RunState, iteration: int) -> str:
         first = " A reproducer run of the baseline is added for you." \
             if self._needs_reproducer(state, iteration) else ""
+        notes = [str(n.number) for n in shown_notes(state, self.digest_tokens)]
+        answer = (f" A person left note(s) {', '.join(notes)}: say in `notes` how this plan "
+                  "takes each into account." if notes else "")
         return (f"Plan iteration {iteration}: call `propose_plan` with at most "
-                f"{self.max_subtasks} subtask(s).{first}")
+                f"{self.max_subtasks} subtask(s).{first}{answer}")
 
     def _needs_reproducer(self, state: RunState, iteration: int) -> bool:
         return iteration == 1 and "reproducer" in self.roles and not any(
-            s.role == "reproducer" for s in state.subtasks.values())
+            s.role == "reproducer" and s.status != "declined" for s in state.subtasks.values())
 
     def to_plan(self, state: RunState, iteration: int, args: PlanArgs) -> Plan:
         bases = bases_of(state)
@@ -165,7 +203,8 @@ class LlmManager:
         subtasks = [Subtask(id=f"it{iteration:03d}-{k:02d}", iteration=iteration, role=role,
                             instructions=text, base_commit=base, seed=state.seed)
                     for k, (role, text, base) in enumerate(items, start=1)]
-        return Plan(subtasks, args.rationale or "(no rationale given)")
+        return Plan(subtasks, args.rationale or "(no rationale given)",
+                    notes={a.note: a.answer for a in args.notes})
 
     # -- review --------------------------------------------------------------------------------
 
@@ -206,4 +245,4 @@ class LlmManager:
         return summarize_diff(self._diff(base, commit))
 
 
-__all__ = ["LlmManager", "PlanArgs", "PlannedSubtask", "bases_of", "plan_args"]
+__all__ = ["LlmManager", "NoteAnswer", "PlanArgs", "PlannedSubtask", "bases_of", "plan_args"]

@@ -145,6 +145,45 @@ class SubtaskRow(Page):
     summary: str
 
 
+class NoteRow(Page):
+    """A person's note, and how a plan took it into account."""
+
+    number: int
+    time: str
+    text: str
+    answer: str | None
+    """None until a plan acted on it."""
+    answered_in: int | None
+
+
+class ApprovalRow(Page):
+    """A plan whose subtasks waited for a person, and the decision."""
+
+    iteration: int
+    time: str
+    status: str
+    """waiting, approved or rejected."""
+    gate: str
+    """plans (every plan waits) or spend (worst-case spend over the limit)."""
+    subtasks: list[str]
+    approved: list[str]
+    declined: list[str]
+    reason: str
+    source: str
+    """command or terminal ("" while waiting)."""
+
+
+class Steering(Page):
+    """The run page's section about the person in the loop."""
+
+    notes: list[NoteRow]
+    approvals: list[ApprovalRow]
+    stops: list[str]
+    """Each stop request: `stop` or `stop --now`, and when."""
+    waiting: bool
+    """A plan waits for a decision now."""
+
+
 class PlanDigest(Page):
     """What the log said when a plan was made (the manager plans from a digest of it)."""
 
@@ -196,6 +235,8 @@ class RunPage(Page):
     plans: list[PlanView]
     """Newest first."""
     plan_pages: Paged
+    steering: Steering | None = None
+    """None when no person took part (no note, no approval gate, no stop request)."""
 
 
 # --- the subtask page -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from labcoat.views.web.models import (
     shown,
     window,
 )
+from labcoat.views.web.steering import steering
 
 LIVE = frozenset({"new", "running", "paused"})
 """Statuses of a run that may still append events (a paused run resumes)."""
@@ -111,7 +112,8 @@ def run_page(name: str, index: RunIndex, links: Links | None = None, *, s: int |
                         lambda: svg.tree(state, links, best.subtask if best else None)),
         plans=index.memo("plans", (index.version, links.run(), plans.start, _manager_calls(index)),
                          lambda: [_plan(x, d, index) for x, d in
-                                  zip(newest, plan_digests(index, newest), strict=True)]))
+                                  zip(newest, plan_digests(index, newest), strict=True)]),
+        steering=steering(state))
 
 
 def _manager_calls(index: RunIndex) -> int:
