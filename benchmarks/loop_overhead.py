@@ -65,9 +65,10 @@ def run_labcoat(exp: Path, runs: Path) -> tuple[float, int, float]:
 
 async def raw_subtask(provider: object, exp: object, work: Path, i: int) -> None:
     """The sandbox work of one subtask, nothing else."""
+    from labcoat.orchestrator.sandboxing import sandbox_spec
     from labcoat.sandboxes.base import Mount
 
-    spec = exp.sandbox_spec("bench-raw", f"s{i}")  # type: ignore[attr-defined]
+    spec = sandbox_spec(exp, "bench-raw", f"s{i}")  # type: ignore[arg-type]
     async with await provider.create(spec) as box:  # type: ignore[attr-defined]
         await box.put_dir(work, "/workspace")
         await box.write_file("/workspace/params.json", '{"x": 0.5}\n')
