@@ -27,6 +27,8 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         person's approval, and why) and `plan_proposed.notes` (how the plan took each note
         into account); `run_paused.waiting_for_person` (an approval timeout, exit code 4).
         Older logs have none of them: no notes, no approvals, nothing waits.
+        `node_lost`: a cluster node that stopped answering while a sandbox of the run was on
+        it (`labcoat run --cluster`), once per node; the fold ignores it.
         `subtask_finished.candidate`: False for a measurement (never the best, never
         critiqued); absent from older logs, which read as candidates only.
 
@@ -62,6 +64,7 @@ from labcoat.log.work_events import (
     CapacityNoted,
     CritiqueEvent,
     Graded,
+    NodeLost,
     SandboxExec,
     SandboxLeased,
     SubtaskFailed,
@@ -87,6 +90,7 @@ __all__ = [
     "LlmCall",
     "LlmError",
     "LogRepaired",
+    "NodeLost",
     "NoteAdded",
     "PlanProposed",
     "RunFailed",
@@ -110,7 +114,7 @@ __all__ = [
 
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
-    RunStarted, RunResumed, PlanProposed, SubtaskStarted, SandboxExec, LlmCall,
+    RunStarted, RunResumed, PlanProposed, SubtaskStarted, SandboxExec, LlmCall, NodeLost,
     SubtaskFinished, SubtaskFailed, Graded, CritiqueEvent, IterationClosed,
     BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired, ToolCallEvent,
     LlmError, CapacityNoted, SandboxLeased, NoteAdded, ApprovalDecided, StopRequested,
@@ -120,7 +124,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
 Event = Annotated[
     RunStarted | RunResumed | PlanProposed | SubtaskStarted | SandboxExec | LlmCall
     | SubtaskFinished | SubtaskFailed | Graded | CritiqueEvent | IterationClosed
-    | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired
+    | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired | NodeLost
     | ToolCallEvent | LlmError | CapacityNoted | SandboxLeased | NoteAdded | ApprovalDecided
     | StopRequested | SubtaskCancelled,
     Field(discriminator="type"),

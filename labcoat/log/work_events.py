@@ -130,3 +130,19 @@ class SandboxLeased(EventBase):
     gpu_ids: list[str] = Field(default_factory=list)
     node: str | None = None
     """The cluster node that holds it (None on one machine)."""
+
+
+class NodeLost(EventBase):
+    """A cluster node stopped answering while a sandbox of the run was on it (written once per
+    node): that sandbox's attempt is lost, the subtask re-runs on a node that is up."""
+
+    type: Literal["node_lost"] = "node_lost"
+    node: str
+    """The node as labcoat names it (`<hostname>-<node id prefix>`)."""
+    node_id: str = ""
+    """Ray's id of the node."""
+    subtask_id: str | None = None
+    """The subtask whose sandbox was on it when it was found lost."""
+    sandbox: str = ""
+    """That sandbox's purpose as its spec names it (`<subtask>-run`, ...)."""
+    reason: str = ""

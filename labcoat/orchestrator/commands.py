@@ -91,6 +91,9 @@ class RunOptions(BaseModel):
     """Memory labcoat may use for sandboxes, MB (default: what the engine reports)."""
     gpu_ids: list[str] | None = None
     """GPU device ids labcoat may hand out (default: the NVIDIA devices of this host)."""
+    cluster: str | None = None
+    """The Ray cluster whose nodes hold the sandboxes (`ray://HOST:PORT`, `HOST:PORT`, `auto`);
+    None or `local`: this machine's Docker engine."""
     approve_plans: bool = False
     """Every plan waits for a person's approval before any of its subtasks starts."""
     approve_spend_over_usd: float | None = Field(None, ge=0)
@@ -124,6 +127,8 @@ def preflight(exp: Experiment, config: Mapping[str, Any] | None = None, *,
     from labcoat.sandboxes.image import image_exists
 
     preflight_roles(exp, brain, (config or {}).get("role_models") or [])
+    if on_cluster(config or {}):
+        return  # the nodes are checked as the run joins the cluster (engine, image, room)
     image = image_of(exp)
     client = connect()
     try:
@@ -139,6 +144,18 @@ def preflight(exp: Experiment, config: Mapping[str, Any] | None = None, *,
         raise SandboxUnavailable(f"sandbox image {image} is missing; fix: {fix}")
     res = exp.spec.resources
     Admission(capacity).check(Need(cpus=res.cpus, memory_mb=res.memory_mb, gpus=res.gpus))
+
+
+def on_cluster(config: Mapping[str, Any]) -> bool:
+    """Whether the run's sandboxes live on a Ray cluster; exit 2 when `cluster` is not an
+    address or Ray is not installed."""
+    from labcoat.sandboxes.ray.address import normalize, require_ray
+
+    given = config.get("cluster")
+    if not given or normalize(str(given)) is None:
+        return False
+    require_ray()
+    return True
 
 
 def start_run(experiment_dir: Path, opts: RunOptions) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labcoat.errors import LabcoatError
+from labcoat.errors import ConfigError, LabcoatError
 
 MIN_FREE_GB = 2.0
 
@@ -97,8 +97,14 @@ def run_checks() -> list[Check]:
             client.close()  # type: ignore[attr-defined]
 
 
-def run_doctor(echo: Callable[[str], None] = print) -> int:
-    """Print the checks; 0 only when a search-brain run can start."""
+def run_doctor(echo: Callable[[str], None] = print, cluster: str | None = None,
+               build: bool = False) -> int:
+    """Print the checks; 0 only when a search-brain run can start (with `cluster`: on that Ray
+    cluster's nodes, each listed; `build` builds the image on nodes that lack it)."""
+    from labcoat.sandboxes.ray.address import normalize
+
+    if normalize(cluster) is not None:  # `local` is this machine (bad input: exit 2)
+        return _cluster_doctor(echo, str(cluster), build)
     checks = run_checks()
     for c in checks:
         mark = "ok  " if c.ok else "FAIL"
@@ -106,3 +112,19 @@ def run_doctor(echo: Callable[[str], None] = print) -> int:
         if c.fix and (not c.ok or not c.required):
             echo(f"       fix: {c.fix}" if not c.ok else f"       note: {c.fix}")
     return 0 if all(c.ok for c in checks if c.required) else 1
+
+
+def _cluster_doctor(echo: Callable[[str], None], cluster: str, build: bool) -> int:
+    from labcoat.sandboxes.image import default_image
+    from labcoat.sandboxes.ray.ops import doctor_lines
+
+    try:
+        lines, ok = doctor_lines(cluster, default_image(), build=build)
+    except ConfigError:
+        raise
+    except LabcoatError as err:  # the cluster does not answer
+        lines, ok = [f"[FAIL] cluster {cluster}: {err}"], False
+    keys = check_keys()
+    for line in [*lines, f"[{'ok  ' if keys.ok else 'FAIL'}] {keys.name}: {keys.detail}"]:
+        echo(line)
+    return 0 if ok else 1

@@ -1,4 +1,5 @@
-"""The async part of a run: the sandbox provider, the brain, the graph, signals, the summary."""
+"""The async part of a run: the sandbox provider (this machine's Docker or a Ray cluster, see
+`capacity.provider`), the brain, the graph, signals, the summary."""
 
 from __future__ import annotations
 
@@ -24,19 +25,15 @@ ModelLookup = Callable[[str], Model | None]
 
 async def run_session(run_dir: Path, journal: Journal, exp: Experiment) -> int:
     """Drive the run until it finishes, pauses or is interrupted; the exit code."""
-    from labcoat.sandboxes.docker import DockerProvider
-
     state = journal.state
     registry = default_registry(exp.dir)
     manager, models, close = build_brain(state, exp, registry, journal)
     progress = Progress(metric=exp.spec.metric.name,
                         max_iterations=state.config.get("max_iterations"))
     parallel = int(state.config.get("parallel", 1))
-    machine = await asyncio.to_thread(capacity.detect, state.config)
-    warm = capacity.pool_size(machine, capacity.need_of(exp), parallel)
     try:
-        async with DockerProvider(run_id=state.run_id, pool_size=warm) as box:
-            provider = capacity.admitted(box, machine, exp, parallel, journal.append)
+        async with capacity.provider(state.config, state.run_id, exp, parallel,
+                                     journal.append) as provider:
             lab = Lab(run_dir=run_dir, journal=journal, experiment=exp,
                       workspace=Workspace(run_dir / "workspace"), provider=provider,
                       manager=manager, roles=registry, progress=progress, models=models)

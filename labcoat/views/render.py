@@ -116,4 +116,6 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "sandbox_leased": lambda e: f"{e.subtask_id or '-'} {e.sandbox} slot {e.slot}"
                                 + (f" GPUs {','.join(e.gpu_ids)}" if e.gpu_ids else "")
                                 + (f" on {e.node}" if e.node else ""),
+    "node_lost": lambda e: f"{e.node} lost ({e.subtask_id or '-'} {e.sandbox}): "
+                           f"{first_line(e.reason, 80)}",
 }

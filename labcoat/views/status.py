@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from labcoat.errors import ConfigError
 from labcoat.log import RunState, SubtaskState, TornTail, fold, log_path, read_log
+from labcoat.log.event_base import EventBase
+from labcoat.log.work_events import SandboxLeased
 from labcoat.text import inert, num
 from labcoat.views import steering
 from labcoat.views.render import short
@@ -34,14 +37,16 @@ def print_status(run_dir: Path, as_json: bool = False) -> None:
     require_run(run_dir)
     contents = read_log(run_dir)
     state = fold(contents.events)
+    nodes = nodes_of(contents.events)
     if as_json:
         data = {"run_dir": str(run_dir), "log": str(contents.path),
                 "events": len(contents.events), "torn_tail": _torn_dict(contents.torn),
+                "nodes": nodes,
                 **state.to_dict()}
         print(json.dumps(_finite(data), indent=2, default=str))
     else:
         print(inert("\n".join(status_lines(state, contents.path, len(contents.events),
-                                           contents.torn))))
+                                           contents.torn, nodes))))
 
 
 def _torn_dict(torn: TornTail | None) -> dict[str, Any] | None:
@@ -65,8 +70,9 @@ def _num(value: float | None) -> str:
     return num(value, 6, none="-")
 
 
-def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None) -> list[str]:
-    """The text of `labcoat status`."""
+def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None,
+                 nodes: Mapping[str, str] | None = None) -> list[str]:
+    """The text of `labcoat status` (`nodes`: the cluster node of each subtask, see `nodes_of`)."""
     lines = [
         f"run       {state.run_id or '?'}  {state.status}"
         + (f" ({state.stop_reason})" if state.stop_reason else ""),
@@ -82,7 +88,7 @@ def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None) 
     if torn is not None:
         lines.append(f"warning   line {torn.line}: {torn.reason}; the next `labcoat resume` "
                      "sets it aside")
-    return [*lines, "", *_subtask_table(state)]
+    return [*lines, "", *_subtask_table(state, nodes or {})]
 
 
 def _age(ts: float | None) -> str:
@@ -110,11 +116,27 @@ def _cost_line(state: RunState) -> str:
             + (f"  ({roles})" if roles else ""))
 
 
-def _subtask_table(state: RunState) -> list[str]:
+def nodes_of(events: Iterable[EventBase]) -> dict[str, str]:
+    """The cluster node that ran each subtask (its own sandbox's, else its grading's; the last
+    attempt's), from `sandbox_leased.node`; empty for a run on one machine."""
+    nodes: dict[str, str] = {}
+    for e in events:
+        if isinstance(e, SandboxLeased) and e.node and e.subtask_id and (
+                e.sandbox == e.subtask_id or e.subtask_id not in nodes):
+            nodes[e.subtask_id] = e.node
+    return nodes
+
+
+def _subtask_table(state: RunState, nodes: Mapping[str, str]) -> list[str]:
     if not state.subtasks:
         return ["no subtasks yet"]
-    rows = [("subtask", "role", "status", "try", "metric", "verdict", "commit")]
+    rows: list[tuple[str, ...]] = [
+        ("subtask", "role", "status", "try", "metric", "verdict", "commit")]
     rows += [_subtask_row(s) for s in state.subtasks.values()]
+    if nodes:  # a column only for runs on a cluster
+        rows = [(*rows[0], "node"), *((*r, nodes.get(s.id, "-"))
+                                      for r, s in zip(rows[1:], state.subtasks.values(),
+                                                      strict=True))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
             for r in rows]
