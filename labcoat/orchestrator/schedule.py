@@ -9,6 +9,7 @@ With depth 1 this is the iteration barrier: nothing of iteration n starts before
     open_iteration(state)        the oldest planned iteration not closed yet (reviewed next)
     reviewable(state, n)         iteration n's work is done and graded, n - 1 has closed
     ready(state)                 subtasks a free slot may take, oldest iteration first
+    startable(state)             ready, unless a person asked the run to stop
     stop_reason(state, ...)      why no further iteration will be planned, or None
     blocked(state)               the plan that waits for a person, when nothing else can run
 
@@ -92,6 +93,12 @@ def ready(state: RunState) -> list[SubtaskState]:
     waiting = state.awaiting()
     left = [s for s in state.subtasks.values() if not done(s) and s.id not in waiting]
     return sorted(left, key=lambda s: (s.iteration, order[s.id]))
+
+
+def startable(state: RunState) -> list[SubtaskState]:
+    """What a free slot may start now: the ready subtasks, or none once a person asked the run
+    to stop (the work in flight ends; a resume clears the request)."""
+    return [] if state.stop is not None else ready(state)
 
 
 def all_closed(state: RunState) -> bool:

@@ -41,6 +41,7 @@ from labcoat.orchestrator.schedule import (
     open_iteration,
     ready,
     reviewable,
+    startable,
     stop_reason,
 )
 
@@ -155,7 +156,7 @@ class Scheduler:
         """Start a pipeline for each ready subtask while slots are free."""
         if self.lab.time_up():
             return
-        for rec in ready(self.lab.state):
+        for rec in startable(self.lab.state):
             if len(self.running) >= self.parallel:
                 return
             if rec.id not in self.running:

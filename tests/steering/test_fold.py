@@ -8,7 +8,13 @@ from pathlib import Path
 from labcoat.agents.role import Subtask
 from labcoat.log import Journal, load_state
 from labcoat.orchestrator.planning import fresh_ids
-from labcoat.orchestrator.schedule import blocked, next_to_plan, ready, reviewable
+from labcoat.orchestrator.schedule import (
+    blocked,
+    next_to_plan,
+    ready,
+    reviewable,
+    startable,
+)
 from tests.steering.helpers import BASE, plan, start
 
 
@@ -78,12 +84,16 @@ def test_notes_are_numbered_and_answered_by_a_plan(tmp_path: Path) -> None:
 def test_a_stop_request_lasts_until_a_resume(tmp_path: Path) -> None:
     with Journal.open(tmp_path, "r", create=True) as j:
         start(j)
+        ids = plan(j, 1, "engineer", "engineer")
         j.append("stop_requested", now=False, request="d" * 32)
+        assert [r.id for r in ready(j.state)] == ids and startable(j.state) == [], \
+            "nothing new starts once a stop is asked for"
         j.append("stop_requested", now=True, request="e" * 32)
         assert j.state.stop is not None and j.state.stop.now and len(j.state.stops) == 2
         j.append("run_paused", reason="stopped by request")
         j.append("run_resumed", pid=1)
         assert j.state.stop is None and len(j.state.stops) == 2
+        assert [r.id for r in startable(j.state)] == ids
     assert load_state(tmp_path).stop is None
 
 
