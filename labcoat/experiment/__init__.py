@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         scan_role_files,
     )
     from labcoat.experiment.spec import (
+        ClaimSpec,
         CriticSpec,
         ExperimentSpec,
         MetricSpec,
@@ -64,6 +65,7 @@ _LAZY = {
     "RoleFile": "labcoat.experiment.rolefile",
     "read_role_file": "labcoat.experiment.rolefile",
     "scan_role_files": "labcoat.experiment.rolefile",
+    "ClaimSpec": "labcoat.experiment.spec",
     "CriticSpec": "labcoat.experiment.spec",
     "ExperimentSpec": "labcoat.experiment.spec",
     "MetricSpec": "labcoat.experiment.spec",
@@ -75,6 +77,7 @@ __all__ = [
     "PARAM_ENV_PREFIX",
     "SEED_ENV",
     "SPEC_FILE",
+    "ClaimSpec",
     "CriticSpec",
     "Experiment",
     "ExperimentSpec",

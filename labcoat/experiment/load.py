@@ -31,6 +31,7 @@ from labcoat.experiment.messages import describe_all, problem_list
 from labcoat.experiment.rolefile import scan_role_files
 from labcoat.experiment.spec import (
     PARAM_TYPES,
+    ClaimSpec,
     CriticSpec,
     ExperimentSpec,
     MetricSpec,
@@ -209,9 +210,17 @@ _FIELD_HINTS = {
     "resources.gpus": "give a number of GPUs, e.g. `gpus: 1` (0 for none)",
     "search_space.*.type": f"write `type:` as one of {', '.join(PARAM_TYPES)}",
     "search_space.*.choices": "list at least one value, e.g. `choices: [a, b]`",
+    "claims": "list claims as `- {metric: accuracy, value: 0.97, tolerance: 0.01, source: "
+              "Table 2}`",
+    "claims.*.metric": "name a key of evaluate's JSON object, e.g. `metric: accuracy`",
+    "claims.*.value": "give the claimed number, e.g. `value: 0.97`",
+    "claims.*.tolerance": "give a non-negative number in the metric's units, e.g. "
+                          "`tolerance: 0.01`",
+    "claims.*.rel_tolerance": "give a positive fraction of the value, e.g. `rel_tolerance: 0.02`",
 }
 _SECTIONS: dict[str, type[BaseModel]] = {
     "": ExperimentSpec, "metric": MetricSpec, "resources": ResourcesSpec, "critic": CriticSpec,
+    "claims.*": ClaimSpec,
 }
 
 
@@ -226,7 +235,7 @@ def _clean_loc(loc: Loc) -> Loc:
 def _generic(loc: Loc) -> str:
     """`search_space.lr.low` -> `search_space.*.low`, for looking up hints."""
     parts = [str(p) for p in loc]
-    if len(parts) > 1 and parts[0] == "search_space":
+    if len(parts) > 1 and parts[0] in ("search_space", "claims"):
         parts[1] = "*"
     return ".".join(parts)
 
@@ -234,7 +243,7 @@ def _generic(loc: Loc) -> str:
 def _known_fields(loc: Loc, raw_loc: Loc) -> list[str]:
     if loc and loc[0] == "search_space" and len(raw_loc) > 2 and raw_loc[2] in PARAM_TYPES:
         return list(PARAM_TYPES[str(raw_loc[2])].model_fields)
-    model = _SECTIONS.get(".".join(str(p) for p in loc))
+    model = _SECTIONS.get(_generic(loc))
     return list(model.model_fields) if model else []
 
 

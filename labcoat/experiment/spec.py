@@ -168,6 +168,39 @@ class CriticSpec(_Strict):
     """A gain within this many seed standard deviations is marked not reproducible."""
 
 
+class ClaimSpec(_Strict):
+    """A number the paper (or whoever wrote the experiment) says a correct run gives. The
+    reproducer grades the unmodified baseline over several seeds and says whether it holds:
+    give exactly one of `tolerance` and `rel_tolerance`."""
+
+    metric: str = Field(min_length=1)
+    """Key in evaluate's JSON object that the claim is about, e.g. `accuracy`."""
+    value: float = Field(allow_inf_nan=False)
+    """The claimed value, e.g. `0.97`."""
+    tolerance: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """How far a measured mean may lie from `value` and still agree, in the metric's units."""
+    rel_tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """The same as a fraction of `|value|`, e.g. `0.02` for 2 %."""
+    source: str = ""
+    """Where the claim comes from, e.g. `Table 2, row 3`."""
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> ClaimSpec:
+        if (self.tolerance is None) == (self.rel_tolerance is None):
+            given = ("both `tolerance` and `rel_tolerance` given" if self.tolerance is not None
+                     else "no `tolerance` or `rel_tolerance` given")
+            raise ValueError(f"{given}; fix: give exactly one, e.g. `tolerance: 0.01` or "
+                             "`rel_tolerance: 0.02`")
+        return self
+
+    @property
+    def band(self) -> float:
+        """The tolerance in the metric's units (half the width of the band around `value`)."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return float(self.rel_tolerance or 0.0) * abs(self.value)
+
+
 class ExperimentSpec(_Strict):
     """The whole of experiment.yaml."""
 
@@ -199,6 +232,9 @@ class ExperimentSpec(_Strict):
     """Workspace paths that `run` writes and `evaluate` needs; None means the whole workspace."""
     models: dict[RoleName, ModelSpec] = Field(default_factory=dict)
     """Per-role model specs, e.g. `{critic: "openai:gpt-4.1"}`; `--role-model` overrides."""
+    claims: list[ClaimSpec] = Field(default_factory=list)
+    """Numbers the baseline is said to reach (`{metric, value, tolerance | rel_tolerance,
+    source}`); the reproducer checks each over the critic's seeds plus the run seed."""
 
     role_params: dict[RoleName, dict[ParamName, SearchParam]] = Field(default_factory=dict)
     """Parameter spaces of custom roles, `{role: {param: space}}`: the search brain proposes

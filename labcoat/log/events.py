@@ -27,6 +27,8 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         person's approval, and why) and `plan_proposed.notes` (how the plan took each note
         into account); `run_paused.waiting_for_person` (an approval timeout, exit code 4).
         Older logs have none of them: no notes, no approvals, nothing waits.
+        `claim_checked`: the reproducer's verdict on one of experiment.yaml's `claims`
+        (folded into `RunState.claims`); older logs have no claims.
         `node_lost`: a cluster node that stopped answering while a sandbox of the run was on
         it (`labcoat run --cluster`), once per node; the fold ignores it.
         `subtask_finished.candidate`: False for a measurement (never the best, never
@@ -62,6 +64,7 @@ from labcoat.log.run_events import (
 )
 from labcoat.log.work_events import (
     CapacityNoted,
+    ClaimChecked,
     CritiqueEvent,
     Graded,
     NodeLost,
@@ -82,6 +85,7 @@ __all__ = [
     "ApprovalDecided",
     "BudgetExhaustedEvent",
     "CapacityNoted",
+    "ClaimChecked",
     "CritiqueEvent",
     "Event",
     "EventBase",
@@ -118,7 +122,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     SubtaskFinished, SubtaskFailed, Graded, CritiqueEvent, IterationClosed,
     BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired, ToolCallEvent,
     LlmError, CapacityNoted, SandboxLeased, NoteAdded, ApprovalDecided, StopRequested,
-    SubtaskCancelled,
+    SubtaskCancelled, ClaimChecked,
 )
 
 Event = Annotated[
@@ -126,7 +130,7 @@ Event = Annotated[
     | SubtaskFinished | SubtaskFailed | Graded | CritiqueEvent | IterationClosed
     | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired | NodeLost
     | ToolCallEvent | LlmError | CapacityNoted | SandboxLeased | NoteAdded | ApprovalDecided
-    | StopRequested | SubtaskCancelled,
+    | StopRequested | SubtaskCancelled | ClaimChecked,
     Field(discriminator="type"),
 ]
 """Any event; validate with `EVENT_ADAPTER` or `parse_event`."""

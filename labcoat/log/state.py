@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from labcoat.experiment.metric import beats
+from labcoat.log import claims, steering
 from labcoat.log import events as ev
-from labcoat.log import steering
+from labcoat.log.claims import ClaimCheck
 from labcoat.log.cost import NO_SPEND, Cost, spend_delta
 from labcoat.log.steering import Approval, Note, StopRequest
 
@@ -154,6 +155,8 @@ class RunState:
     execs_by_subtask: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     """The reason of run_paused / run_finished, or the error of run_failed."""
+    claims: dict[int, ClaimCheck] = field(default_factory=dict)
+    """Claim index -> the latest `claim_checked` (`labcoat.log.claims`)."""
     notes: list[Note] = field(default_factory=list)
     approvals: dict[str, Approval] = field(default_factory=dict)
     """By the id of the plan_proposed whose subtasks wait, in log order."""
@@ -246,7 +249,9 @@ class RunState:
         depend on timing (plans, reviews, closing an iteration) are made on such a view."""
         subtasks = {sid: _rewound(s, iteration) for sid, s in self.subtasks.items()
                     if s.iteration <= iteration}
+        claims = {k: c for k, c in self.claims.items() if c.iteration <= iteration}
         return replace(self.copy(), subtasks=subtasks, iteration=min(self.iteration, iteration),
+                       claims=claims,
                        closed=[c for c in self.closed if c.iteration <= iteration])
 
     def to_dict(self) -> dict[str, Any]:
@@ -408,7 +413,7 @@ _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
     "budget_exhausted": _budget_exhausted, "run_paused": _run_paused,
     "run_finished": _run_finished, "run_failed": _run_failed, "log_repaired": _log_repaired,
     "tool_call": _ignored, "llm_error": _ignored, "capacity": _ignored,
-    "sandbox_leased": _ignored, "node_lost": _ignored, **steering.HANDLERS,
+    "sandbox_leased": _ignored, "node_lost": _ignored, **steering.HANDLERS, **claims.HANDLERS,
 }
 
 

@@ -146,3 +146,31 @@ class NodeLost(EventBase):
     sandbox: str = ""
     """That sandbox's purpose as its spec names it (`<subtask>-run`, ...)."""
     reason: str = ""
+
+
+class ClaimChecked(EventBase):
+    """The reproducer's verdict on one of experiment.yaml's `claims` (an optional v1 addition):
+    the unmodified baseline (or its reproduction fix) graded over the critic's seeds plus the
+    run seed. The rule is `labcoat.experiment.claims`."""
+
+    type: Literal["claim_checked"] = "claim_checked"
+    subtask_id: str
+    """The reproducer subtask that checked it."""
+    target: str
+    """The subtask whose result was graded (the reproducer that ran the baseline)."""
+    commit: str
+    """The commit graded: the initial workspace, or the reproduction fix."""
+    claim: int = Field(ge=0)
+    """Position of the claim in `claims:` (0-based)."""
+    metric: str
+    value: float
+    """The claimed value."""
+    tolerance: float
+    """The tolerance in the metric's units."""
+    source: str = ""
+    verdict: Literal["reproduced", "not_reproduced", "inconclusive"]
+    mean: float | None = None
+    std: float | None = None
+    values: dict[str, float] = Field(default_factory=dict)
+    """The measured value by seed."""
+    reason: str = ""

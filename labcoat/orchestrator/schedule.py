@@ -16,12 +16,16 @@ With depth 1 this is the iteration barrier: nothing of iteration n starts before
 A person in the loop (`labcoat.log.steering`): subtasks that wait for approval are not ready;
 while a plan waits, nothing new is planned or reviewed (one decision at a time); a declined
 subtask is done without running.
+
+The baseline comes first (`labcoat.orchestrator.baseline`): while a reproducer that may fix the
+baseline is at work, nothing else is ready and nothing more is planned.
 """
 
 from __future__ import annotations
 
 from labcoat.log import RunState, SubtaskState
 from labcoat.log.steering import Approval
+from labcoat.orchestrator import baseline
 
 
 def closed(state: RunState, n: int) -> bool:
@@ -41,8 +45,9 @@ def done(rec: SubtaskState) -> bool:
 
 
 def planning_view(state: RunState, n: int, depth: int) -> RunState:
-    """What iteration n is planned from: the run as iteration n - depth closed."""
-    return state.as_of(max(0, n - depth))
+    """What iteration n is planned from: the run as iteration n - depth closed (and the
+    settled reproducer, when it may have fixed the baseline)."""
+    return baseline.with_baseline(state.as_of(max(0, n - depth)), state)
 
 
 def stop_reason(state: RunState, *, depth: int, time_up: bool = False) -> str | None:
@@ -68,6 +73,8 @@ def next_to_plan(state: RunState, depth: int) -> int | None:
     n = state.iteration + 1
     if stop_reason(state, depth=depth) is not None or not closed(state, n - depth):
         return None
+    if baseline.fixing(state):
+        return None
     return None if state.pending_approval is not None else n
 
 
@@ -91,7 +98,9 @@ def ready(state: RunState) -> list[SubtaskState]:
     iteration first and in plan order within one."""
     order = {sid: i for i, sid in enumerate(state.subtasks)}
     waiting = state.awaiting()
-    left = [s for s in state.subtasks.values() if not done(s) and s.id not in waiting]
+    hold = baseline.fixing(state)
+    left = [s for s in state.subtasks.values() if not done(s) and s.id not in waiting
+            and not (hold and baseline.held(state, s))]
     return sorted(left, key=lambda s: (s.iteration, order[s.id]))
 
 

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 
-from labcoat.orchestrator import planning
+from labcoat.orchestrator import baseline, planning
 from labcoat.orchestrator.graph import SubtaskGraph, subtask_graph
 from labcoat.orchestrator.lab import Lab
 from labcoat.orchestrator.person import Person
@@ -88,6 +88,7 @@ class Scheduler:
                 return self._wind_down()
             if self._waited_too_long():
                 return self._pause_for_person()
+            self._withdraw_superseded()
             await self._review_and_close()
             await self._plan_ahead()
             if self._finished():
@@ -96,6 +97,12 @@ class Scheduler:
                 self.person.announce(self.lab.state.pending_approval)
                 return self.lab.state.status == "running"
         return False
+
+    def _withdraw_superseded(self) -> None:
+        """Work planned on the initial commit never starts once a reproduction fix exists."""
+        for rec in baseline.superseded(self.lab.state):
+            self.lab.emit("subtask_failed", iteration=rec.iteration, subtask_id=rec.id,
+                          role=rec.role, attempt=1, error=baseline.withdrawn_reason(self.lab.state))
 
     async def _plan_ahead(self) -> None:
         while not self.exhausted and self._queue_low():

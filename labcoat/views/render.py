@@ -16,6 +16,7 @@ from labcoat.log import EventBase
 from labcoat.log import events as ev
 from labcoat.text import first_line, inert, num
 from labcoat.views import steering
+from labcoat.views.claims import claim_line
 
 
 def short(commit: str | None) -> str:
@@ -67,6 +68,8 @@ def _graded(e: ev.Graded) -> str:
 
 def _finished(e: ev.SubtaskFinished) -> str:
     change = "" if e.changed else " (no change)"
+    if e.changed and e.role == "reproducer":
+        change = " (reproduction fix)"
     return f"{e.subtask_id} {e.role} -> {short(e.commit)}{change}: {first_line(e.summary)}"
 
 
@@ -113,6 +116,8 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
                               f"in {e.broken_copy}",
     "capacity": lambda e: _capacity(e),
     **steering.SUMMARIES,
+    "claim_checked": lambda e: f"{e.subtask_id} on {e.target} @ {short(e.commit)}: "
+                               + claim_line(e),
     "sandbox_leased": lambda e: f"{e.subtask_id or '-'} {e.sandbox} slot {e.slot}"
                                 + (f" GPUs {','.join(e.gpu_ids)}" if e.gpu_ids else "")
                                 + (f" on {e.node}" if e.node else ""),

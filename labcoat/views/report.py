@@ -8,8 +8,9 @@ from pathlib import Path
 
 from labcoat.experiment import beats
 from labcoat.log import RunState, load_state
+from labcoat.log.reproduction import baseline_commit, reproduction_fix
 from labcoat.text import inert, num
-from labcoat.views import steering
+from labcoat.views import claims, steering
 from labcoat.views.status import require_run
 from labcoat.workspace import Workspace
 
@@ -24,7 +25,8 @@ def write_report(run_dir: Path) -> Path:
     plot = plot_metric(state, run_dir / PLOT_NAME)
     diff = best_diff(run_dir, state)
     # Summaries, errors and the diff are agent output: `cat report.md` must not run them.
-    text = inert(render(state, diff=diff, plot=plot.name if plot else None))
+    text = inert(render(state, diff=diff, plot=plot.name if plot else None,
+                        fix_diff=fix_diff(run_dir, state)))
     path = run_dir / "report.md"
     path.write_text(text, encoding="utf-8")
     return path
@@ -34,10 +36,18 @@ def best_diff(run_dir: Path, state: RunState) -> str:
     best = state.best
     if best is None or not best.commit or not (run_dir / "workspace" / ".git").exists():
         return ""
-    return Workspace(run_dir / "workspace").diff(state.base_commit, best.commit)
+    return Workspace(run_dir / "workspace").diff(baseline_commit(state), best.commit)
 
 
-def render(state: RunState, *, diff: str, plot: str | None) -> str:
+def fix_diff(run_dir: Path, state: RunState) -> str:
+    """The reproduction fix's change from the initial workspace ("" without a fix)."""
+    fix = reproduction_fix(state)
+    if fix is None or not fix.commit or not (run_dir / "workspace" / ".git").exists():
+        return ""
+    return Workspace(run_dir / "workspace").diff(state.base_commit, fix.commit)
+
+
+def render(state: RunState, *, diff: str, plot: str | None, fix_diff: str = "") -> str:
     name, best, base = state.metric_name, state.best, state.baseline
     lines = [f"# labcoat report: {state.experiment.get('name', '?')} ({state.run_id})", ""]
     lines += [f"**Goal.** {state.config.get('goal', '')}", ""]
@@ -52,6 +62,7 @@ def render(state: RunState, *, diff: str, plot: str | None) -> str:
               f"- model cost: {cost_line(state)}", ""]
     if plot:
         lines += [f"![{name} over iterations]({plot})", ""]
+    lines += claims.report_lines(state, fix_diff)
     lines += [*subtask_table(state), "", *lineage(state), "", *steering.report_lines(state)]
     if diff:
         lines += ["## Best result's change from the baseline", "", "```diff", diff, "```", ""]

@@ -17,8 +17,9 @@ from labcoat.errors import ConfigError
 from labcoat.log import RunState, SubtaskState, TornTail, fold, log_path, read_log
 from labcoat.log.event_base import EventBase
 from labcoat.log.work_events import SandboxLeased
+from labcoat.log.reproduction import as_data
 from labcoat.text import inert, num
-from labcoat.views import steering
+from labcoat.views import claims, steering
 from labcoat.views.render import short
 
 
@@ -42,7 +43,7 @@ def print_status(run_dir: Path, as_json: bool = False) -> None:
         data = {"run_dir": str(run_dir), "log": str(contents.path),
                 "events": len(contents.events), "torn_tail": _torn_dict(contents.torn),
                 "nodes": nodes,
-                **state.to_dict()}
+                **state.to_dict(), **as_data(state)}
         print(json.dumps(_finite(data), indent=2, default=str))
     else:
         print(inert("\n".join(status_lines(state, contents.path, len(contents.events),
@@ -80,6 +81,7 @@ def status_lines(state: RunState, log: Path, count: int, torn: TornTail | None,
         f"brain     {state.brain or '-'}  seed {state.seed}  iteration {state.iteration}",
         _metric_line(state),
         _cost_line(state),
+        *claims.status_lines(state),
     ]
     lines += steering.status_lines(state)
     if state.budget is not None:

@@ -30,6 +30,7 @@ from labcoat.agents.search import SearchManager
 from labcoat.errors import ModelError
 from labcoat.experiment import Experiment
 from labcoat.log import Journal, RunState
+from labcoat.log.reproduction import baseline_commit
 from labcoat.workspace import Workspace
 
 NOT_PLANNED = ("critic", "manager")
@@ -129,10 +130,10 @@ def plan_tool(args: type[PlanArgs], holder: list[PlanArgs]) -> Tool:
 
 
 def bases_of(state: RunState) -> dict[str, str]:
-    """Base name -> commit: best, baseline, and every subtask with a result commit."""
-    best = state.best
-    out = {"best": best.commit if best and best.commit else state.base_commit,
-           "baseline": state.base_commit}
+    """Base name -> commit: best, baseline (the reproduction fix when there is one), and every
+    subtask with a result commit."""
+    best, baseline = state.best, baseline_commit(state)
+    out = {"best": best.commit if best and best.commit else baseline, "baseline": baseline}
     out.update({s.id: s.commit for s in state.subtasks.values() if s.commit})
     return out
 
@@ -211,7 +212,7 @@ class LlmManager:
     async def review(self, state: RunState, iteration: int) -> Plan:
         """Critic subtasks for unreviewed leaders, each carrying the diff under review."""
         plan = await self.search.review(state, iteration)
-        out = [self._with_diff(state, s) for s in plan.subtasks]
+        out = [self._with_diff(state, s) if s.role == "critic" else s for s in plan.subtasks]
         return Plan(out, plan.rationale)
 
     def _with_diff(self, state: RunState, sub: Subtask) -> Subtask:

@@ -3,7 +3,9 @@
 * engineer / reproducer / role files: the loop in the role's sandbox with the rendered prompt;
   `submit` ends it with a summary, the run then collects /workspace and commits it, and grading
   happens afterwards without the model. A reproducer's result keeps the base tree (it changes
-  nothing, so the baseline is what gets graded).
+  nothing, so the baseline is what gets graded), except when the baseline did not run as given:
+  then the prompt says why, the model makes the smallest change that makes it run, and that
+  change is kept as the reproduction fix.
 * critic: no sandbox; tools `reproduce` (grades the result again with other seeds through
   `ctx.grade`, the honest pipeline) and `verdict` (ends the review with a `Critique`).
 
@@ -84,6 +86,16 @@ async def work(name: str, subtask: Subtask, ctx: RoleContext) -> RoleResult:
                            subtask=subtask, instructions=ctx.instructions)
     outcome = await loop(name, subtask, ctx, system=system)
     return result_of(outcome, changes=name != "reproducer")
+
+
+async def reproduce(subtask: Subtask, ctx: RoleContext, failure: str | None) -> RoleResult:
+    """The reproducer with a model. `failure`: why the baseline did not run as given (None when
+    it ran); only then are the model's changes kept, as the reproduction fix."""
+    system = render_prompt("reproducer", experiment_dir=ctx.spec.dir,
+                           experiment=experiment_view(ctx), subtask=subtask,
+                           instructions=ctx.instructions, failure=failure)
+    outcome = await loop("reproducer", subtask, ctx, system=system)
+    return result_of(outcome, changes=failure is not None)
 
 
 async def run_file_role(role: InstructedRole, subtask: Subtask, ctx: RoleContext) -> RoleResult:
@@ -189,4 +201,4 @@ def critic_prompt(subtask: Subtask, ctx: RoleContext, target: SubtaskState) -> s
                          instructions=ctx.instructions)
 
 
-__all__ = ["review", "run_file_role", "work"]
+__all__ = ["reproduce", "review", "run_file_role", "work"]

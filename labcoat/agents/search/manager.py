@@ -2,7 +2,10 @@
 
 Iteration 1 runs the unmodified baseline (reproducer). Every iteration asks Optuna for `parallel`
 trials (engineer subtasks) and gives each custom role the manager may use one subtask on the best
-result so far. Review asks the critic to re-grade the leading candidate(s) with new seeds.
+result so far. Review asks the critic to re-grade the leading candidate(s) with new seeds, and,
+when experiment.yaml makes claims, a second reproducer subtask to check them on the baseline's
+result over the run seed and the critic's seeds. Work starts from the baseline commit: the
+reproduction fix when the reproducer had to make the baseline run (`labcoat.log.reproduction`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from labcoat.agents.role import Subtask
 from labcoat.agents.search.propose import SAMPLER_NAMES, Sampler, Trial, propose, show_params
 from labcoat.experiment import Experiment, SearchParam, best_value, sign
 from labcoat.log import RunState, SubtaskState
+from labcoat.log.reproduction import baseline_commit, reproducer
 
 BUILTIN = ("reproducer", "engineer", "critic")
 
@@ -48,7 +52,7 @@ class SearchManager:
             notes.append(f"{len(trials)} {SAMPLER_NAMES[self.sampler]} trial(s) from the "
                          "search space")
         best = state.best
-        start = best.commit if best and best.commit else state.base_commit
+        start = best.commit if best and best.commit else baseline_commit(state)
         on = best.subtask if best else "the baseline"
         for role in self.custom_roles():
             subtasks.append(self._role_subtask(state, iteration, subtasks, role, start, on))
@@ -84,7 +88,7 @@ class SearchManager:
         out: list[Subtask] = []
         for p in params:
             out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",
-                                     state.base_commit, state.seed, f"Try {show_params(p)}.",
+                                     baseline_commit(state), state.seed, f"Try {show_params(p)}.",
                                      params=p))
         return out
 
@@ -95,14 +99,37 @@ class SearchManager:
                        role=role, instructions=instructions, base_commit=base, seed=seed, **extra)
 
     async def review(self, state: RunState, iteration: int) -> Plan:
-        """Critic subtasks for leaders nobody has reviewed yet (empty when none)."""
+        """The claims check, then critic subtasks for leaders nobody has reviewed yet (empty
+        when there is nothing to do)."""
+        claims = self.claims_check(state, iteration)
+        critics = await self._critics(state, iteration)
+        why = [f"check the claims on {c.target}" for c in claims] + [critics.rationale]
+        return Plan(claims + critics.subtasks, "; ".join(w for w in why if w))
+
+    def claims_check(self, state: RunState, iteration: int) -> list[Subtask]:
+        """A reproducer subtask that grades the baseline's result over the run seed and the
+        critic's seeds and judges experiment.yaml's claims (once, in the reproducer's own
+        iteration, after its result is graded: a reproduction fix is already in it)."""
+        rec = reproducer(state)
+        if (not self.experiment.spec.claims or "reproducer" not in self.roles or rec is None
+                or rec.iteration != iteration or rec.status != "finished" or not rec.commit
+                or any(s.subtask.get("target") == rec.id for s in state.subtasks.values()
+                       if s.role == "reproducer")):
+            return []
+        seeds = (rec.seed, *critic_seeds(state, self.experiment.spec.critic.seeds))
+        return [Subtask(id=f"it{iteration:03d}-c01", iteration=iteration, role="reproducer",
+                        base_commit=rec.commit, seed=state.seed, target=rec.id, seeds=seeds,
+                        instructions=f"Check the experiment's claims on {rec.id}'s result with "
+                                     f"seeds {list(seeds)}.")]
+
+    async def _critics(self, state: RunState, iteration: int) -> Plan:
         if "critic" not in self.roles:
-            return Plan([], "no critic available")
+            return Plan([], "")
         critic = self.experiment.spec.critic
         reviewed = {s.subtask.get("target") for s in state.subtasks.values() if s.role == "critic"}
         leaders = ranked(state)[: critic.leaders]
         targets = [s for s in leaders if s.id not in reviewed]
-        seeds = tuple(state.seed + 1 + i for i in range(critic.seeds))
+        seeds = critic_seeds(state, critic.seeds)
         done = sum(1 for s in state.subtasks.values()
                    if s.role == "critic" and s.iteration == iteration)
         out = [Subtask(id=f"it{iteration:03d}-r{done + k + 1:02d}", iteration=iteration,
@@ -111,6 +138,11 @@ class SearchManager:
                        instructions=f"Re-grade {t.id} with seeds {list(seeds)}; is its gain real?")
                for k, t in enumerate(targets)]
         return Plan(out, f"review leader(s) {', '.join(t.id for t in targets)}" if out else "")
+
+
+def critic_seeds(state: RunState, count: int) -> tuple[int, ...]:
+    """The seeds a critic re-grades with: the `count` seeds after the run seed."""
+    return tuple(state.seed + 1 + i for i in range(count))
 
 
 def trial_history(state: RunState, role: str = "engineer") -> list[Trial]:

@@ -145,6 +145,33 @@ class SubtaskRow(Page):
     summary: str
 
 
+class ClaimRow(Page):
+    """One of experiment.yaml's claims and the reproducer's verdict on it."""
+
+    number: int
+    """1-based, in experiment.yaml's order."""
+    metric: str
+    claimed: str
+    """`0.995 ± 0.005`."""
+    source: str
+    measured: str
+    """`0.9812 ± 0.0021 over seeds 0, 1, 2`, or `-` before the check."""
+    verdict: str
+    """reproduced, not_reproduced, inconclusive, or unchecked."""
+    reason: str
+
+
+class Reproduction(Page):
+    """The run page's reproduction section: claims, the reproduction fix, a failing baseline."""
+
+    claims: list[ClaimRow]
+    fix: str | None = None
+    """`it001-01 (commit abc...): what it changed`, when the reproducer had to fix the code."""
+    fix_subtask: str | None = None
+    failure: str | None = None
+    """Why the baseline does not run, when it does not."""
+
+
 class NoteRow(Page):
     """A person's note, and how a plan took it into account."""
 
@@ -237,6 +264,8 @@ class RunPage(Page):
     plan_pages: Paged
     steering: Steering | None = None
     """None when no person took part (no note, no approval gate, no stop request)."""
+    reproduction: Reproduction | None = None
+    """None when the experiment makes no claims, nothing was fixed and the baseline runs."""
 
 
 # --- the subtask page -------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import time
 from itertools import islice
 
 from labcoat.log import RunState, SubtaskState
+from labcoat.log.reproduction import baseline_failure, claim_rows, reproduction_fix
 from labcoat.text import first_line, num
+from labcoat.views.claims import measured
 from labcoat.views.report import cost_line
 from labcoat.views.web import svg
 from labcoat.views.web.catalog import Catalog
@@ -14,9 +16,11 @@ from labcoat.views.web.digest import plan_digests
 from labcoat.views.web.index import MANAGER, READ_BUDGET_S, Plan, RunIndex, manager_key
 from labcoat.views.web.links import Links, LiveLinks
 from labcoat.views.web.models import (
+    ClaimRow,
     Nav,
     PlanDigest,
     PlanView,
+    Reproduction,
     RunPage,
     RunRow,
     RunsPage,
@@ -113,7 +117,23 @@ def run_page(name: str, index: RunIndex, links: Links | None = None, *, s: int |
         plans=index.memo("plans", (index.version, links.run(), plans.start, _manager_calls(index)),
                          lambda: [_plan(x, d, index) for x, d in
                                   zip(newest, plan_digests(index, newest), strict=True)]),
-        steering=steering(state))
+        reproduction=reproduction(state), steering=steering(state))
+
+
+def reproduction(state: RunState) -> Reproduction | None:
+    """The claims and their verdicts, the reproduction fix, and a baseline that does not run."""
+    fix, failure = reproduction_fix(state), baseline_failure(state)
+    rows = [ClaimRow(number=c.claim + 1, metric=shown(c.metric, 200),
+                     claimed=f"{num(c.value, 6)} ± {num(c.tolerance, 3)}",
+                     source=shown(c.source, 500), measured=measured(c), verdict=c.verdict,
+                     reason=shown(c.reason, 2000)) for c in claim_rows(state)]
+    if not rows and fix is None and failure is None:
+        return None
+    return Reproduction(
+        claims=rows, fix_subtask=None if fix is None else shown(fix.id, 200),
+        fix=None if fix is None else shown(f"{fix.id} (commit {(fix.commit or '')[:10]}): "
+                                           f"{fix.summary}", 2000),
+        failure=None if failure is None else shown(failure, 4000))
 
 
 def _manager_calls(index: RunIndex) -> int:
