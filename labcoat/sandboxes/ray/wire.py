@@ -21,6 +21,8 @@ from labcoat.sandboxes import files
 
 TOP = "t"
 """The top folder every archive member sits below (`extract_tar` strips it)."""
+CHUNK = 64 * 1024
+"""Bytes handed to `extract_tar` at a time."""
 
 
 class Archive(BaseModel):
@@ -94,4 +96,7 @@ def unpack(archive: Archive, dest: Path, budget: files.Budget) -> int:
             f"{budget.where}: the archive's sha256 is {found[:16]}..., not the "
             f"{archive.sha256[:16]}... it was sent with (corrupted in transit); nothing was "
             "extracted. Retry the copy; if it keeps failing, check the network between the nodes")
-    return files.extract_tar(iter([archive.data]), dest, budget)
+    view = memoryview(archive.data)
+    # Small chunks: the reader below copies what is left of a chunk on every read.
+    chunks = (bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
+    return files.extract_tar(chunks, dest, budget)
