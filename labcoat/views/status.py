@@ -16,8 +16,8 @@ from typing import Any
 from labcoat.errors import ConfigError
 from labcoat.log import RunState, SubtaskState, TornTail, fold, log_path, read_log
 from labcoat.log.event_base import EventBase
-from labcoat.log.work_events import SandboxLeased
 from labcoat.log.reproduction import as_data
+from labcoat.log.work_events import SandboxLeased
 from labcoat.text import inert, num
 from labcoat.views import claims, steering
 from labcoat.views.render import short
