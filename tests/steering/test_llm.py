@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,15 @@ def test_notes_to_a_live_run_reach_the_next_plan(tmp_path: Path) -> None:
         team.release.set()
         assert all(p.returncode == 0 for p in notes) and all("recorded" in o for o, _ in outs), \
             outs
-        assert live.wait() == 0, live.err.read_text()
+        deadline = time.monotonic() + 300
+        while not any(e.type == "plan_proposed" and e.iteration == 2
+                      for e in read_events(run_dir)):
+            assert time.monotonic() < deadline and live.proc.poll() is None, \
+                live.err.read_text()
+            time.sleep(0.2)
+        # the plan that answers the notes is made: the rest of the run proves nothing more
+        assert cli("stop", str(run_dir), "--now").returncode == 0
+        assert live.wait() == 3, live.err.read_text()
     events = read_events(run_dir)
     added = [e for e in events if e.type == "note_added"]
     assert sorted(e.text for e in added) == ["look at the data loader",
