@@ -222,10 +222,12 @@ def test_middle_damage_kinds_name_the_line(tmp_path: Path) -> None:
         "swapped": [*lines[:3], lines[4], lines[3], *lines[5:]],
         "blank": [*lines[:3], b"\n", *lines[3:]],
         "edited": [*lines[:3], lines[3].replace(b'"iteration":1', b'"iteration":2'), *lines[4:]],
+        # a damaged version number is damage, not a newer labcoat's line
+        "version": [*lines[:3], lines[3].replace(b'"v":1,', b'"v":7,'), *lines[4:]],
     }
     expected = {"duplicate": "seq 3 where 4", "missing": "seq 4 where 3",
                 "swapped": "seq 4 where 3", "blank": "blank line",
-                "edited": "checksum mismatch"}
+                "edited": "checksum mismatch", "version": "checksum mismatch"}
     for name, broken in cases.items():
         assert broken != lines
         log.write_bytes(b"".join(broken))
