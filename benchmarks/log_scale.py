@@ -1,10 +1,16 @@
-"""Experiment-log scale: append throughput under the fsync policy, load+fold time and memory.
+"""Experiment-log scale: append throughput under the fsync policy, load+fold time and memory,
+and resuming a long run from a snapshot of the fold against replaying its whole log.
 
     .venv/bin/python benchmarks/log_scale.py [--sizes 10000,100000,1000000] [--dir DIR]
+        [--resume-size 1000000] [--tail 5000] [--repeat 3]
 
 Prints one JSON object. Each load is measured in a fresh process (wall time, peak RSS).
-`load_state` streams (never holds all events); `journal_open` is what a resume does
-(verify, keep every event, fold).
+`load_state` streams (never holds all events); `journal_open` is what a resume does (verify,
+fold), here with no snapshot. `resume`: the log of `--resume-size` records with a snapshot
+`--tail` records before its end (half the default cadence: the average resume), opened by
+`Journal.open` from the snapshot and, in the same run, by a full replay (snapshots set aside);
+medians of `--repeat` fresh processes each, and their ratio. `append` also runs with snapshots
+off and on (the default cadence) in the same run, for the cost of snapshotting on appends.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,8 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labcoat.log import Journal, load_state  # noqa: E402
+from labcoat.log import Journal, SnapshotPolicy, read_state  # noqa: E402
 from labcoat.log.lines import seal  # noqa: E402
+from labcoat.log.snapshot import DIR_NAME  # noqa: E402
+
+OFF = SnapshotPolicy(enabled=False)
 
 EXPERIMENT = {"name": "bench", "metric": {"name": "acc", "direction": "maximize"}}
 
@@ -87,14 +98,39 @@ def write_log(path: Path, n: int) -> None:
             seq += 1
 
 
+CHATTY: dict[str, Any] = {"cmd": "python train.py", "returncode": 0, "duration_s": 1.0,
+                          "stdout_tail": "x" * 200}
+
+
+def appends_on_long_run(path: Path, mode: str, n: int = 20_000) -> dict[str, Any]:
+    """Resume the long run (from its snapshot) and append `n` chatty records, with snapshots
+    off or at the default cadence (each one of the whole long state, in the background)."""
+    policy = SnapshotPolicy() if mode == "appends_snapshots_on" else OFF
+    with Journal.open(path.parent, snapshots=policy) as journal:
+        began = time.perf_counter()
+        for _ in range(n):
+            journal.append("sandbox_exec", **CHATTY)
+        journal.flush()
+        seconds = time.perf_counter() - began
+        closing = time.perf_counter()
+    closed = time.perf_counter() - closing
+    return {"events": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
+            "close_s": round(closed, 3)}
+
+
 def measure(path: Path, mode: str) -> dict[str, Any]:
-    began = time.perf_counter()
-    if mode == "load_state":
-        state = load_state(path)
-    else:
-        with Journal.open(path.parent) as journal:
-            state = journal.state
+    """One load in this process; `*_snapshot` modes must start from a snapshot."""
+    if mode.startswith("appends"):
+        return appends_on_long_run(path, mode)
+    began, snapshot = time.perf_counter(), None
+    if mode.startswith("load_state"):
+        contents = read_state(path.parent)
+        state, snapshot = contents.state, contents.snapshot
+    else:  # a resume that writes no snapshot of its own: what is measured is the open
+        with Journal.open(path.parent, snapshots=OFF) as journal:
+            state, snapshot = journal.state, journal.snapshot
     seconds = time.perf_counter() - began
+    assert (snapshot is not None) == mode.endswith("_snapshot"), (mode, snapshot)
     assert state.last_seq >= 0 and state.best is not None
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"seconds": round(seconds, 3), "peak_rss_mib": round(peak_kib / 1024, 1),
@@ -104,15 +140,17 @@ def measure(path: Path, mode: str) -> dict[str, Any]:
 def _measure_in_child(path: Path, mode: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--measure", str(path), mode],
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
-def appends(where: Path, type_: str, n: int) -> dict[str, Any]:
+def appends(where: Path, type_: str, n: int,
+            policy: SnapshotPolicy | None = None) -> dict[str, Any]:
     fields: dict[str, Any] = (
-        {"cmd": "python train.py", "returncode": 0, "duration_s": 1.0, "stdout_tail": "x" * 200}
-        if type_ == "sandbox_exec" else
+        CHATTY if type_ == "sandbox_exec" else
         {"subtask_id": "s", "commit": "c", "seed": 0, "metrics": {"acc": 0.5}, "metric": 0.5})
-    with Journal.open(where / type_, "bench", create=True) as journal:
+    run = where / f"{type_}-{uuid.uuid4().hex[:8]}"
+    with Journal.open(run, "bench", create=True, snapshots=policy or OFF) as journal:
         began = time.perf_counter()
         for _ in range(n):
             journal.append(type_, **fields)
@@ -122,10 +160,62 @@ def appends(where: Path, type_: str, n: int) -> dict[str, Any]:
             "fsync_each": type_ != "sandbox_exec"}
 
 
+def _median_of(path: Path, mode: str, repeat: int) -> dict[str, Any]:
+    runs = [_measure_in_child(path, mode) for _ in range(repeat)]
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def _snapshot_of_prefix(where: Path, log: Path, keep_lines: int) -> dict[str, Any]:
+    """Snapshot the first `keep_lines` records of `log` as a resume does (a first resume of a
+    long log writes one at once) and put it next to `log`."""
+    prefix = where / "prefix"
+    prefix.mkdir()
+    with open(log, "rb") as src, open(prefix / "log.jsonl", "wb") as dst:
+        for _, line in zip(range(keep_lines), src, strict=False):
+            dst.write(line)
+    began = time.perf_counter()
+    with Journal.open(prefix, snapshots=SnapshotPolicy(at_close=1)):
+        pass
+    seconds = time.perf_counter() - began
+    shutil.move(prefix / DIR_NAME, log.parent / DIR_NAME)
+    shutil.rmtree(prefix)
+    (snapshot,) = (log.parent / DIR_NAME).iterdir()
+    return {"name": snapshot.name, "mib": round(snapshot.stat().st_size / 2**20, 1),
+            "first_resume_s (full replay + writing it)": round(seconds, 3)}
+
+
+def resume_row(where: Path, n: int, tail: int, repeat: int) -> dict[str, Any]:
+    """Resume `n` records from a snapshot `tail` records before the end vs a full replay."""
+    run = where / f"resume{n}"
+    run.mkdir()
+    log = run / "log.jsonl"
+    write_log(log, n)
+    row: dict[str, Any] = {"events": n, "tail": tail, "repeat": repeat,
+                           "file_mib": round(log.stat().st_size / 2**20, 1),
+                           "snapshot": _snapshot_of_prefix(where, log, n - tail)}
+    row["from_snapshot"] = _median_of(log, "journal_open_snapshot", repeat)
+    row["load_state_from_snapshot"] = _median_of(log, "load_state_snapshot", repeat)
+    (run / DIR_NAME).rename(run / "set-aside")
+    row["full_replay"] = _median_of(log, "journal_open", repeat)
+    (run / "set-aside").rename(run / DIR_NAME)
+    for mode in ("appends_snapshots_off", "appends_snapshots_on"):  # last: they grow the log
+        row[mode] = _median_of(log, mode, repeat)
+    full, fast = row["full_replay"], row["from_snapshot"]
+    row["ratio"] = {"seconds (full / snapshot)": round(full["seconds"] / fast["seconds"], 1),
+                    "peak_rss (full / snapshot)": round(full["peak_rss_mib"]
+                                                        / fast["peak_rss_mib"], 1)}
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--dir", default=None, help="Where to write (default: system temp).")
+    parser.add_argument("--resume-size", type=int, default=1_000_000,
+                        help="Records of the resume row's log (0: no resume row).")
+    parser.add_argument("--tail", type=int, default=5_000,
+                        help="Records after the resume row's snapshot.")
+    parser.add_argument("--repeat", type=int, default=3, help="Processes per resume median.")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -137,7 +227,9 @@ def main() -> None:
                                   "dir": str(where), "append": {
             "committing (graded, fsync before return)": appends(where, "graded", 2000),
             "chatty (sandbox_exec, fsync batched <= 1 s)": appends(where, "sandbox_exec",
-                                                                 20000)}, "load": {}}
+                                                                 20000),
+            "chatty, snapshots at the default cadence": appends(
+                where, "sandbox_exec", 20000, SnapshotPolicy())}, "load": {}}
         for n in (int(s) for s in args.sizes.split(",")):
             run = where / f"run{n}"
             run.mkdir()
@@ -145,9 +237,11 @@ def main() -> None:
             result["load"][str(n)] = {
                 "file_mib": round((run / "log.jsonl").stat().st_size / 2**20, 1),
                 "load_state (stream+fold)": _measure_in_child(run / "log.jsonl", "load_state"),
-                "Journal.open (verify+keep events+fold)": _measure_in_child(
+                "Journal.open (resume, no snapshot: verify+fold)": _measure_in_child(
                     run / "log.jsonl", "journal_open"),
             }
+        if args.resume_size:
+            result["resume"] = resume_row(where, args.resume_size, args.tail, args.repeat)
         print(json.dumps(result, indent=2))
 
 

@@ -33,6 +33,9 @@ a field, or changing its meaning, needs a new version and an `upgrade` step belo
         it (`labcoat run --cluster`), once per node; the fold ignores it.
         `subtask_finished.candidate`: False for a measurement (never the best, never
         critiqued); absent from older logs, which read as candidates only.
+        `snapshot_ignored`: a snapshot of the fold (`labcoat.log.snapshot`) that did not match
+        the log or this labcoat, replayed instead of trusted (its file, seq and why); the fold
+        ignores it.
 
 Older records are upgraded in memory by `upgrade` (the file is never rewritten); a record
 newer than `SCHEMA_VERSION` is refused with `RunLogVersionError`.
@@ -59,6 +62,7 @@ from labcoat.log.run_events import (
     RunPaused,
     RunResumed,
     RunStarted,
+    SnapshotIgnored,
     StopRequested,
     SubtaskCancelled,
 )
@@ -104,6 +108,7 @@ __all__ = [
     "RunStarted",
     "SandboxExec",
     "SandboxLeased",
+    "SnapshotIgnored",
     "StopRequested",
     "SubtaskCancelled",
     "SubtaskFailed",
@@ -122,7 +127,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     SubtaskFinished, SubtaskFailed, Graded, CritiqueEvent, IterationClosed,
     BudgetExhaustedEvent, RunPaused, RunFinished, RunFailed, LogRepaired, ToolCallEvent,
     LlmError, CapacityNoted, SandboxLeased, NoteAdded, ApprovalDecided, StopRequested,
-    SubtaskCancelled, ClaimChecked,
+    SubtaskCancelled, ClaimChecked, SnapshotIgnored,
 )
 
 Event = Annotated[
@@ -130,7 +135,7 @@ Event = Annotated[
     | SubtaskFinished | SubtaskFailed | Graded | CritiqueEvent | IterationClosed
     | BudgetExhaustedEvent | RunPaused | RunFinished | RunFailed | LogRepaired | NodeLost
     | ToolCallEvent | LlmError | CapacityNoted | SandboxLeased | NoteAdded | ApprovalDecided
-    | StopRequested | SubtaskCancelled | ClaimChecked,
+    | StopRequested | SubtaskCancelled | ClaimChecked | SnapshotIgnored,
     Field(discriminator="type"),
 ]
 """Any event; validate with `EVENT_ADAPTER` or `parse_event`."""

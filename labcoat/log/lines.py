@@ -42,6 +42,41 @@ class BadLine(Exception):
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """One line of the log, named so that a snapshot can be tied to the prefix ending there."""
+
+    seq: int
+    offset: int
+    """Size of the prefix: where the line ends (after its newline)."""
+    length: int
+    """The line's size in bytes, newline included."""
+    sum: str
+    """The line's checksum (which chains every line before it)."""
+    prev: str
+    """The previous line's sum ("" for the first line): the line can be verified on its own."""
+
+
+def record_bytes(raw: bytes) -> bytes:
+    """The record (compact JSON without `sum`) of one line; BadLine when it is not a line."""
+    return _split(raw)[0]
+
+
+def mismatch(raw: bytes, anchor: Anchor) -> str | None:
+    """Why the line `raw` is not `anchor`'s line, or None when it is: intact, with the same sum
+    (so the same bytes and the same prefix before it: the sums chain) and the same seq."""
+    try:
+        body, digest = _split(raw)
+    except BadLine as bad:
+        return str(bad)
+    if digest != anchor.sum:
+        return "another line is there (its checksum differs)"
+    if hashlib.sha256(anchor.prev.encode() + body).hexdigest() != digest:
+        return "the line was changed after it was written"
+    seq = json.loads(body).get("seq")
+    return None if seq == anchor.seq else f"the line is seq {seq!r}, not {anchor.seq}"
+
+
+@dataclass(frozen=True)
 class TornTail:
     """Bytes after the last good record that a crash mid-write left behind."""
 
@@ -66,6 +101,10 @@ class Chain:
         self.line = 0
         """Good lines so far; the line being checked is `line + 1`."""
         self.offset = 0
+        self.start = 0
+        """Where the last good line starts (a snapshot names that line: `anchor()`)."""
+        self.prev = ""
+        """The sum of the line before the last good one (what the last line's sum chains to)."""
 
     def take(self, raw: bytes) -> ev.EventBase:
         """Verify the next line (`raw` with its newline) and advance past it."""
@@ -75,9 +114,25 @@ class Chain:
         event = self._validate(body)
         if event.seq != self.seq:
             raise BadLine(f"seq {event.seq} where {self.seq} was expected")
-        self.seq, self.sum, self.offset = self.seq + 1, digest, self.offset + len(raw)
-        self.line += 1
+        self.advance(len(raw), digest)
         return event
+
+    def advance(self, size: int, digest: str) -> None:
+        """Move past one more line of `size` bytes whose sum is `digest`."""
+        self.prev, self.sum, self.start = self.sum, digest, self.offset
+        self.seq, self.offset, self.line = self.seq + 1, self.offset + size, self.line + 1
+
+    def anchor(self) -> Anchor:
+        """The last good line, as a snapshot of the prefix up to it names it."""
+        return Anchor(seq=self.seq - 1, offset=self.offset, length=self.offset - self.start,
+                      sum=self.sum, prev=self.prev)
+
+    def resume(self, anchor: Anchor) -> None:
+        """Continue after `anchor`'s line without reading the lines up to it (verified by
+        `labcoat.log.snapshot` against the file)."""
+        self.seq = self.line = anchor.seq + 1
+        self.sum, self.prev, self.offset = anchor.sum, anchor.prev, anchor.offset
+        self.start = anchor.offset - anchor.length
 
     def _validate(self, body: bytes) -> ev.EventBase:
         if not self.validate:
@@ -176,8 +231,10 @@ def corrupt(chain: Chain, why: str) -> RunLogCorrupt:
 
 
 def scan(chain: Chain, tail: list[TornTail]) -> Iterator[ev.EventBase]:
-    """Verified events of `chain.path`; a torn tail goes to `tail`, other damage raises."""
+    """Verified events of `chain.path` from `chain.offset` on (the start, unless the chain
+    resumes after a snapshot); a torn tail goes to `tail`, other damage raises."""
     with open(chain.path, "rb") as f:
+        f.seek(chain.offset)
         for raw in f:
             try:
                 event = chain.take(raw)

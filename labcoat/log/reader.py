@@ -2,8 +2,15 @@
 
     read_log(run_dir) -> LogContents      the verified events and the torn tail, if any
     read_events(run_dir)                  the verified events
-    load_state(run_dir)                   the fold, streamed: never holds all events
+    load_state(run_dir)                   the fold: the newest valid snapshot plus the tail
+    read_state(run_dir) -> StateContents  the same, with the record count and the torn tail
     LogReader(run_dir).poll()             the events added since the last poll (--follow)
+
+`load_state` and `read_state` start from a snapshot exactly as a resume does
+(`labcoat.log.snapshot`: every check, then only the lines after it), so `labcoat status` and
+`labcoat report` on a run of a million records read one snapshot and a short tail. A snapshot
+that fails a check is passed over silently here (a reader writes nothing; the next writer
+records it).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 from labcoat.errors import RunLogError
 from labcoat.log import events as ev
+from labcoat.log import snapshot
 from labcoat.log.lines import BadLine, Chain, TornTail, corrupt, scan, torn_tail
 from labcoat.log.state import RunState, fold
 
@@ -50,11 +58,35 @@ def read_events(run_dir: Path | str) -> list[ev.EventBase]:
 
 
 def load_state(run_dir: Path | str) -> RunState:
-    """Fold a run's log without keeping its events in memory."""
+    """Fold a run's log without keeping its events in memory (from a snapshot when one is
+    valid)."""
+    return read_state(run_dir).state
+
+
+@dataclass(frozen=True)
+class StateContents:
+    path: Path
+    state: RunState
+    count: int
+    """Records in the log (the torn tail not counted)."""
+    torn: TornTail | None
+    """A torn tail a writer would set aside (None when the file ends cleanly)."""
+    snapshot: str | None = None
+    """The snapshot the fold started from (None: the whole log was read)."""
+
+
+def read_state(run_dir: Path | str) -> StateContents:
+    """The fold of a run's log, the number of its records and its torn tail, if any."""
     path = log_path(run_dir)
     if not path.exists():
         raise RunLogError(f"{path}: no such log; is {path.parent} a labcoat run directory?")
-    return fold(scan(Chain(path, validate=False), []))
+    chain, tail = Chain(path, validate=False), list[TornTail]()
+    restored, _ = snapshot.restore(path)
+    if restored is not None:
+        chain.resume(restored.anchor)
+    state = fold(scan(chain, tail), restored.state if restored is not None else None)
+    return StateContents(path, state, chain.seq, tail[0] if tail else None,
+                         restored.name if restored is not None else None)
 
 
 class LogReader:

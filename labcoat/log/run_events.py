@@ -90,6 +90,18 @@ class LogRepaired(EventBase):
     reason: str
 
 
+class SnapshotIgnored(EventBase):
+    """A snapshot of the fold that did not pass its checks at open: the run replayed the log
+    instead (`labcoat.log.snapshot`), and the snapshot was deleted."""
+
+    type: Literal["snapshot_ignored"] = "snapshot_ignored"
+    snapshot: str
+    """Its file name in `<run_dir>/snapshots/`."""
+    snapshot_seq: int
+    """The last log line it claimed to fold."""
+    reason: str
+
+
 # --- a person in the loop (optional v1 additions; see `labcoat.log.events`) -----------------
 
 class NoteAdded(EventBase):

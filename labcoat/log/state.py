@@ -413,6 +413,7 @@ _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
     "budget_exhausted": _budget_exhausted, "run_paused": _run_paused,
     "run_finished": _run_finished, "run_failed": _run_failed, "log_repaired": _log_repaired,
     "tool_call": _ignored, "llm_error": _ignored, "capacity": _ignored,
+    "snapshot_ignored": _ignored,
     "sandbox_leased": _ignored, "node_lost": _ignored, **steering.HANDLERS, **claims.HANDLERS,
 }
 

@@ -4,20 +4,27 @@ Writing (the run loop)::
 
     with Journal.open(run_dir, run_id, create=True) as journal:   # or create=False to resume
         journal.state                    # RunState: fold of everything read + appended
-        journal.events                   # the events, in order (treat as read-only)
+        journal.count                    # records in the log
+        journal.logged_replies()         # request hash -> logged model replies (read lazily)
         ev = journal.append("subtask_started", iteration=1, parent=plan.id,
                             subtask_id="it001-01", role="engineer", attempt=1, base_commit=sha)
 
 `Journal.open` takes the run lock (`flock` on `<run_dir>/log.lock`; a second writer gets
-`RunLocked` at once), reads and verifies the whole log, repairs a torn tail (below), and
-folds the state. `append(type_, /, *, iteration=None, parent=None, **fields)` fills the
-envelope (`v`, `seq`, `id`, `run_id`, `ts`; `iteration` defaults to `state.iteration`),
-validates the fields with the event model (pydantic models in field values are dumped; an
-unknown type or fields that do not fit raise `BadEvent`, a ValueError that says which),
-writes the line with one `os.write` on an `O_APPEND` descriptor and updates `state` with
-`reduce`. It is thread-safe. Host secrets (env vars named like *_API_KEY, *TOKEN*,
-*SECRET*, *PASSWORD*), and any run of 12+ of their characters in any case, are replaced by
-`[REDACTED]` before anything is written (`labcoat.text.redact`, shared with the model layer).
+`RunLocked` at once), starts from the newest valid snapshot of the fold (`labcoat.log.snapshot`;
+none: from the start), reads and verifies the log after it, repairs a torn tail (below), and
+folds the state. It never holds the events: a resumed run of a million records costs one
+snapshot and the tail after it (`journal.events` reads them all back from the file, for tests
+and tools). Snapshots are written as the log grows and at `close` (`SnapshotPolicy`); one that
+does not match the log is recorded as `snapshot_ignored` (with the reason) and deleted.
+
+`append(type_, /, *, iteration=None, parent=None, **fields)` fills the envelope (`v`, `seq`,
+`id`, `run_id`, `ts`; `iteration` defaults to `state.iteration`), validates the fields with the
+event model (pydantic models in field values are dumped; an unknown type or fields that do not
+fit raise `BadEvent`, a ValueError that says which), writes the line with one `os.write` on an
+`O_APPEND` descriptor and updates `state` with `reduce`. It is thread-safe. Host secrets (env
+vars named like *_API_KEY, *TOKEN*, *SECRET*, *PASSWORD*), and any run of 12+ of their
+characters in any case, are replaced by `[REDACTED]` before anything is written
+(`labcoat.text.redact`, shared with the model layer).
 
 Durability. Types in `events.COMMITTING` (everything that records work or a decision) are
 fsynced before `append` returns. `sandbox_exec` (chatty) is fsynced by a timer within
@@ -59,13 +66,10 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError
 
 from labcoat.errors import (
     RunLocked,
@@ -73,12 +77,16 @@ from labcoat.errors import (
     RunLogWriteError,
 )
 from labcoat.log import events as ev
+from labcoat.log import replies as rp
+from labcoat.log import snapshot as snap
 from labcoat.log.lines import Chain, TornTail, scan, seal
 from labcoat.log.reader import LOG_NAME, log_path
+from labcoat.log.records import BadEvent, check_type, plain, validated
+from labcoat.log.snapshot import SnapshotPolicy
 from labcoat.log.state import RunState, fold, reduce
 from labcoat.text import redact
 
-__all__ = ["LOCK_NAME", "BadEvent", "FileOps", "Journal", "emitter"]
+__all__ = ["LOCK_NAME", "BadEvent", "FileOps", "Journal", "SnapshotPolicy", "emitter"]
 
 LOCK_NAME = "log.lock"
 FLUSH_S = 1.0
@@ -89,49 +97,6 @@ _SECRET_NAME = re.compile(r"API_KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-class BadEvent(ValueError):
-    """An append the event models refuse: an unknown type, or fields that do not fit it.
-    The message says which, in plain words (the caller may be a plugin's `ctx.emit`)."""
-
-
-def _check_type(type_: str) -> None:
-    if type_ not in ev.EVENT_BY_TYPE:
-        raise BadEvent(f"unknown event type {type_!r}; the log knows these types: "
-                       f"{', '.join(sorted(ev.EVENT_BY_TYPE))}")
-
-
-def _bad_fields(type_: str, err: ValidationError) -> BadEvent:
-    problems = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        loc = loc[1:] if loc[:1] == [type_] else loc  # the union's tag comes first
-        problems.append(f"{'.'.join(loc) or 'fields'}: {e['msg']}")
-    return BadEvent(f"invalid {type_!r} event: {'; '.join(problems)}")
-
-
-def _validated(type_: str, record: dict[str, Any]) -> tuple[ev.EventBase, str]:
-    """The event and its JSON. Text holding lone surrogates (bytes that were not UTF-8, or a
-    model's "\\udcff") cannot be written as UTF-8: it is kept with those as visible escapes."""
-    try:
-        event = ev.event_adapter().validate_python(record)
-        return event, event.model_dump_json()
-    except ValidationError as err:
-        raise _bad_fields(type_, err) from None
-    except PydanticSerializationError:
-        event = ev.event_adapter().validate_python(_escaped_surrogates(record))
-        return event, event.model_dump_json()
-
-
-def _escaped_surrogates(value: object) -> object:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_escaped_surrogates(k): _escaped_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_escaped_surrogates(v) for v in value]
-    return value
-
 
 class FileOps:
     """The two system calls appends go through. Tests subclass it to inject failures."""
@@ -182,28 +147,31 @@ def _repair(path: Path, torn: TornTail) -> Path:
     return broken
 
 
+def _fold_tail(chain: Chain, tail: list[TornTail], state: RunState,
+               replies: rp.ReplyOffsets) -> RunState:
+    """Fold the records after the chain's position into `state`, indexing model replies."""
+
+    def records() -> Iterator[ev.EventBase]:
+        for event in scan(chain, tail):
+            rp.note(replies, event, chain.start)
+            yield event
+
+    return fold(records(), state)
+
+
 def _host_secrets() -> list[str]:
     """JSON-escaped values of secret-looking environment variables (what a log line holds)."""
     values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k)}
     return sorted(json.dumps(v)[1:-1] for v in values)
 
 
-def _plain(value: object) -> object:
-    """Pydantic models (and lists of them) as JSON-ready dumps."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list | tuple) and any(isinstance(v, BaseModel) for v in value):
-        return [_plain(v) for v in value]
-    return value
-
-
 class Journal:
     """The one writer of a run's log. Use `Journal.open(...)` as a context manager."""
 
-    def __init__(self, path: Path, run_id: str, lock_fd: int, chain: Chain,
-                 events: list[ev.EventBase], ops: FileOps) -> None:
+    def __init__(self, path: Path, run_id: str, lock_fd: int, chain: Chain, state: RunState,
+                 replies: rp.ReplyOffsets, snaps: snap.Snapshotter, ops: FileOps) -> None:
         self.path, self.run_id, self._lock_fd, self._chain = path, run_id, lock_fd, chain
-        self._events, self._state, self._ops = events, fold(events), ops
+        self._state, self._replies, self._snaps, self._ops = state, replies, snaps, ops
         self._fd: int | None = os.open(
             path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._mu = threading.Lock()
@@ -212,15 +180,18 @@ class Journal:
         self._broken: str | None = None
         self._secrets = _host_secrets()
         self._state.run_id = self._state.run_id or run_id
+        self.snapshot: str | None = None
+        """The snapshot this journal started from (None: it replayed the whole log)."""
 
     @classmethod
     def open(cls, run_dir: Path | str, run_id: str | None = None, *, create: bool = False,
-             ops: FileOps | None = None) -> Journal:
+             ops: FileOps | None = None, snapshots: SnapshotPolicy | None = None) -> Journal:
         """Lock, load, verify and repair the log of `run_dir`; see the module docstring.
 
         `create=True` starts a new log (refused when one with records exists);
         `create=False` resumes one (refused when there is none). `run_id` may be left out
-        when resuming; when given it must match the log's.
+        when resuming; when given it must match the log's. `snapshots`: when to snapshot the
+        fold (default `SnapshotPolicy()`).
         """
         run_dir = Path(run_dir)
         if create:
@@ -229,31 +200,55 @@ class Journal:
             raise RunLogError(f"{run_dir}: no {LOG_NAME}; is it a labcoat run directory?")
         lock_fd = _lock(run_dir)
         try:
-            return cls._load(run_dir / LOG_NAME, run_id, lock_fd, create, ops or FileOps())
+            return cls._load(run_dir / LOG_NAME, run_id, lock_fd, create, ops or FileOps(),
+                             snapshots or SnapshotPolicy())
         except BaseException:
             os.close(lock_fd)
             raise
 
     @classmethod
     def _load(cls, path: Path, run_id: str | None, lock_fd: int, create: bool,
-              ops: FileOps) -> Journal:
-        chain, tail = Chain(path), list[TornTail]()
-        events = list(scan(chain, tail)) if path.exists() else []
-        if create and events:
+              ops: FileOps, policy: SnapshotPolicy) -> Journal:
+        chain, tail, replies = Chain(path), list[TornTail](), rp.ReplyOffsets()
+        snap.remove(path, [])  # temporary files of a writer killed while it wrote a snapshot
+        restored, ignored = (None, []) if create else snap.restore(path)
+        if restored is not None:
+            chain.resume(restored.anchor)
+            replies = dict(restored.replies)
+        state = restored.state if restored is not None else RunState()
+        state = _fold_tail(chain, tail, state, replies) if path.exists() else state
+        if create and chain.seq:
             raise RunLogError(f"{path} already holds a run; use `labcoat resume {path.parent}`")
-        logged = events[0].run_id if events else None
+        logged = state.run_id or None
         if run_id and logged and run_id != logged:
             raise RunLogError(f"{path} belongs to run {logged}, not {run_id}")
         if not (run_id or logged):
             raise RunLogError(f"{path} has no records yet: pass the run id to Journal.open")
+        if create:
+            snap.remove(path)  # left by an earlier log here: they can match nothing new
         broken = _repair(path, tail[0]) if tail else None
-        journal = cls(path, run_id or logged or "", lock_fd, chain, events, ops)
+        snaps = snap.Snapshotter(path, policy, restored.anchor if restored else None)
+        journal = cls(path, run_id or logged or "", lock_fd, chain, state, replies, snaps, ops)
+        journal.snapshot = restored.name if restored is not None else None
         if create:
             _fsync_path(path.parent, directory=True)
         if broken is not None:
             journal.append("log_repaired", broken_copy=broken.name,
                            dropped_bytes=tail[0].dropped_bytes, reason=tail[0].reason)
+        journal._report_ignored(ignored)
         return journal
+
+    def _report_ignored(self, ignored: list[snap.Ignored]) -> None:
+        """Say in the log which snapshots did not match it, and why; then delete them (kept,
+        each resume would say it again). A first resume of a long log snapshots at once."""
+        for bad in ignored:
+            self.append("snapshot_ignored", snapshot=bad.name, snapshot_seq=bad.seq,
+                        reason=bad.reason)
+        if ignored:
+            self.flush()
+            snap.remove(self.path, [bad.name for bad in ignored])
+        with self._mu:
+            self._maybe_snapshot()
 
     @property
     def state(self) -> RunState:
@@ -262,7 +257,25 @@ class Journal:
 
     @property
     def events(self) -> list[ev.EventBase]:
-        return self._events
+        """Every record, read back from the file: O(records), for tests and tools (the run
+        reads `state`; replays use `logged_replies`)."""
+        return list(scan(Chain(self.path), []))
+
+    @property
+    def count(self) -> int:
+        """Records in the log."""
+        return self._chain.seq
+
+    @property
+    def snapshot_error(self) -> str | None:
+        """Why snapshots stopped being written this session (None: they did not)."""
+        return self._snaps.error
+
+    def logged_replies(self) -> rp.LoggedReplies:
+        """Request hash -> the model replies logged for it (calls really made), as of now, each
+        read from the log when first looked at: what `ManagedModel(replay=...)` takes."""
+        with self._mu:
+            return rp.LoggedReplies(self.path, dict(self._replies))
 
     @property
     def run_dir(self) -> Path:
@@ -274,17 +287,25 @@ class Journal:
         with self._mu:
             self._check_usable()
             event, line, digest = self._encode(type_, iteration, parent, fields)
+            start = self._chain.offset
             self._write(line)
             if type_ in ev.COMMITTING:
                 self._sync()
             else:
                 self._dirty = True
                 self._schedule_flush()
-            self._chain.seq, self._chain.sum = self._chain.seq + 1, digest
-            self._chain.offset += len(line)
-            self._events.append(event)
+            self._chain.advance(len(line), digest)
+            rp.note(self._replies, event, start)
             self._state = reduce(self._state, event)
+            self._maybe_snapshot()
             return event
+
+    def _maybe_snapshot(self) -> None:
+        """Start a periodic snapshot when one is due (with `_mu` held)."""
+        if self._snaps.due(self._chain):
+            if self._dirty:
+                self._sync()  # a snapshot never names lines a crash could take back
+            self._snaps.start(self._chain.anchor(), self._state, dict(self._replies))
 
     def _check_usable(self) -> None:
         if self._broken is not None:
@@ -299,15 +320,15 @@ class Journal:
         clash = _ENVELOPE & fields.keys()
         if clash:
             raise TypeError(f"append() sets {sorted(clash)} itself; do not pass them")
-        _check_type(type_)
+        check_type(type_)
         record = {
             "v": ev.SCHEMA_VERSION, "seq": self._chain.seq, "type": type_,
             "id": uuid.uuid4().hex, "run_id": self.run_id,
             "iteration": self._state.iteration if iteration is None else iteration,
             "ts": time.time(), "parent": parent,
-            **{k: _plain(v) for k, v in fields.items()},
+            **{k: plain(v) for k, v in fields.items()},
         }
-        event, body = _validated(type_, record)
+        event, body = validated(type_, record)
         redacted = self._redact(body)
         if redacted != body:
             body, event = redacted, ev.event_adapter().validate_json(redacted)
@@ -364,14 +385,18 @@ class Journal:
                 self._sync()
 
     def close(self) -> None:
-        """Flush batched records, close the file, release the run lock. Idempotent."""
+        """Flush batched records, snapshot the fold when due, close the file, release the run
+        lock. Idempotent."""
         with self._mu:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             try:
-                if self._fd is not None and self._dirty and self._broken is None:
+                usable = self._fd is not None and self._broken is None
+                if usable and self._dirty:
                     self._sync()
+                anchor = self._chain.anchor() if usable and self._chain.seq else None
+                self._snaps.finish(anchor, self._state, self._replies)
             finally:
                 self._release()
 

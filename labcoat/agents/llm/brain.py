@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labcoat.agents.llm.manager import LlmManager
 from labcoat.agents.llm.models import Budget, ManagedModel, build_model
 from labcoat.agents.llm.providers import base_url_for, check_keys
-from labcoat.agents.llm.wiring import budget_of, journal_emit, replay_of, role_specs
+from labcoat.agents.llm.wiring import budget_of, journal_emit, role_specs
 from labcoat.agents.role import Emit
 from labcoat.experiment import Experiment
 from labcoat.log import Journal, RunState
@@ -24,7 +24,8 @@ class RunModels:
     """One `ManagedModel` per distinct spec, sharing budget and replay; `models(role)`."""
 
     def __init__(self, brain: str, specs: Mapping[str, str], *, base_url: str | None,
-                 budget: Budget, replay: Mapping[str, list[dict[str, Any]]], emit: Emit) -> None:
+                 budget: Budget, replay: Mapping[str, Sequence[Mapping[str, Any]]],
+                 emit: Emit) -> None:
         self.brain, self.specs = brain, dict(specs)
         self.budget = budget
         self._models: dict[str, ManagedModel] = {}
@@ -48,8 +49,9 @@ def build_llm_brain(state: RunState, exp: Experiment, journal: Journal, *, roles
     cfg = state.config
     specs = role_specs(cfg, state.brain, exp, file_models)
     check_keys([state.brain, *specs.values()], cfg.get("base_url"))
+    # The replies stay in the log: each is read back when a resumed call replays it.
     models = RunModels(state.brain, specs, base_url=cfg.get("base_url"), budget=budget_of(state),
-                       replay=replay_of(journal.events), emit=journal_emit(journal))
+                       replay=journal.logged_replies(), emit=journal_emit(journal))
     manager = LlmManager(exp, roles, models=models, journal=journal, descriptions=descriptions,
                          max_subtasks=int(cfg.get("max_subtasks") or cfg.get("parallel") or 1))
     return manager, models

@@ -4,7 +4,8 @@ from the log, and the model layer's events translated into log events.
 Which model a role gets: `--role-model ROLE=SPEC` > experiment.yaml `models:` > the role file's
 `model:` > `--model`. Every model of the run shares one `Budget` (limits from the run config,
 spending counted from the log's non-replayed `llm_call` events) and one replay index (the
-logged calls, in log order), so a resumed run neither overspends nor buys a logged answer twice.
+logged calls, in log order: `Journal.logged_replies()`, which reads each reply from the log when
+it replays), so a resumed run neither overspends nor buys a logged answer twice.
 
 The model layer emits `llm_call` / `llm_error` with its own field names; `to_event` maps them
 onto the log's event models (`reply` -> `response`; the running totals are left out: the fold
@@ -48,7 +49,8 @@ def budget_of(state: RunState) -> Budget:
 
 
 def replay_of(events: Iterable[EventBase]) -> dict[str, list[dict[str, Any]]]:
-    """request hash -> logged replies, in log order (only calls that were really made)."""
+    """request hash -> logged replies, in log order (only calls that were really made), from
+    events at hand. A run takes `Journal.logged_replies()`, which holds no reply in memory."""
     index: dict[str, list[dict[str, Any]]] = {}
     for e in events:
         if isinstance(e, LlmCall) and not e.replayed:
