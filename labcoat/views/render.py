@@ -114,6 +114,8 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "llm_error": lambda e: f"{e.role or '-'} {e.model}: {e.error} {first_line(e.message, 60)}",
     "log_repaired": lambda e: f"set aside {e.dropped_bytes} bytes ({e.reason}) "
                               f"in {e.broken_copy}",
+    "snapshot_ignored": lambda e: f"{e.snapshot} (seq {e.snapshot_seq}) not used, the log "
+                                  f"replayed: {first_line(e.reason, 80)}",
     "capacity": lambda e: _capacity(e),
     **steering.SUMMARIES,
     "claim_checked": lambda e: f"{e.subtask_id} on {e.target} @ {short(e.commit)}: "

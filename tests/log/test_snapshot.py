@@ -17,6 +17,7 @@ from labcoat.errors import RunLogCorrupt
 from labcoat.log import Journal, SnapshotPolicy, read_events, read_state
 from labcoat.log.snapshot import DIR_NAME, candidates
 from labcoat.log.state import RunState, fold
+from labcoat.views.render import summary
 
 from .helpers import iteration, make_run, run_subtask, start
 
@@ -209,6 +210,7 @@ def test_a_bad_snapshot_falls_back_to_a_full_replay(tmp_path: Path, kind: str) -
         said = journal.events[-1]
         assert said.type == "snapshot_ignored" and said.snapshot == name, said
         assert reason in said.reason, said.reason
+        assert f"{name} (seq {said.snapshot_seq}) not used" in summary(said)  # labcoat log
         assert view(journal.state) == view(full_fold(log, tmp_path / "full"))
     assert not snap.exists()  # said once: the next resume does not say it again
     with Journal.open(log.parent) as journal:
