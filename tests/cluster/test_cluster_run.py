@@ -2,7 +2,8 @@
 sandboxes land on both nodes; the second node killed (every process, SIGKILL) while a sandbox of
 the run is on it; the run finishes with nothing lost, the log names the lost node and the re-run,
 `labcoat status` says which node ran what, no container is left, and the API key of the machine
-that runs labcoat reaches neither a node's processes nor a container."""
+that runs labcoat reaches neither a node's processes nor a container. Before that, `labcoat
+doctor --cluster` lists both nodes and `labcoat sandbox cleanup --cluster` sweeps both."""
 
 from __future__ import annotations
 
@@ -57,9 +58,11 @@ def _run_dir(runs: Path, timeout_s: float = 60) -> Path:
 def _name_of(docker_client: Any, run_id: str, cluster: LocalCluster, node: Node) -> str | None:
     """The node's name as labcoat gives it, from a container of the run its processes made."""
     pids = {str(p) for p in cluster.node_pids(node)}
-    for box in containers_of(docker_client, run_id):
-        if box.labels.get("labcoat.pid") in pids:
-            return str(box.labels["labcoat.node"])
+    listed = docker_client.api.containers(all=True, filters={"label": f"labcoat.run_id={run_id}"})
+    for box in listed:
+        labels = box.get("Labels") or {}  # a listing, no inspect: a container may go meanwhile
+        if labels.get("labcoat.pid") in pids:
+            return str(labels["labcoat.node"])
     return None
 
 
@@ -96,8 +99,13 @@ def _no_canary_anywhere(cluster: LocalCluster, containers: list[Any]) -> None:
             except OSError:
                 continue
             assert CANARY.encode() not in environ, f"the key reached process {pid} on {node.name}"
+    from docker.errors import NotFound
+
     for box in containers:
-        box.reload()
+        try:
+            box.reload()
+        except NotFound:  # closed since it was listed
+            continue
         assert not any(CANARY in v for v in box.attrs["Config"]["Env"] or ())
 
 
@@ -113,6 +121,23 @@ def _only_loopback() -> None:
 def _after(events: list[EventBase], seq: int, sandbox: str) -> list[Any]:
     return [e for e in events if e.type == "sandbox_leased" and e.seq > seq
             and getattr(e, "sandbox", "") == sandbox]
+
+
+def test_doctor_lists_each_node_and_cleanup_sweeps_every_node() -> None:
+    cluster = shared.enter()
+    env = cluster.env()
+    doctor = subprocess.run([LABCOAT, "doctor", "--cluster", "auto"], capture_output=True,
+                            text=True, env=env, timeout=180)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    nodes = [line for line in doctor.stdout.splitlines() if line.startswith("[ok  ] node ")]
+    assert len(nodes) == 2 and all("image" in n and "sandboxes" in n for n in nodes), \
+        doctor.stdout
+    cleanup = subprocess.run([LABCOAT, "sandbox", "cleanup", "--cluster", "auto"],
+                             capture_output=True, text=True, env=env, timeout=180)
+    assert cleanup.returncode == 0 and "on 2 node(s)" in cleanup.stdout, cleanup.stderr
+    bad = subprocess.run([LABCOAT, "doctor", "--cluster", "no-such-address"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "fix:" in bad.stderr
 
 
 def test_a_run_spreads_over_two_nodes_and_survives_losing_one(tmp_path: Path,
@@ -133,6 +158,7 @@ def test_a_run_spreads_over_two_nodes_and_survives_losing_one(tmp_path: Path,
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     events = read_events(run_dir)
     lost = [e for e in events if e.type == "node_lost"]
     assert [e.node for e in lost] == [lost_node], lost  # once, the node that was killed

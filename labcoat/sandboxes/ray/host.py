@@ -85,6 +85,9 @@ class SandboxHost:
         self.node = this_node()
         self.provider: DockerProvider | None = None
         self.box: DockerSandbox | None = None
+        self.run_id = ""
+        """The run whose sandboxes this actor hosts (a sandbox of another run gets a fresh
+        provider)."""
         self.transfer = _transfer_dir()
         """Node-local folder for archives in flight and extracted mounts (in this process's
         share of the scratch root, which the orphan sweep removes once the process is gone)."""
@@ -111,14 +114,16 @@ class SandboxHost:
     async def _provider(self, run_id: str) -> DockerProvider:
         from labcoat.sandboxes.docker import DockerProvider
 
-        if self.provider is not None and self.provider.run_id != run_id:
+        if self.provider is not None and self.run_id != run_id:
             await self.provider.aclose()
             self.provider = None
         if self.provider is None:
-            provider = DockerProvider(run_id, pool_size=1 if self.warm else 0,
-                                      node=self.node.name)
+            # No run id: closing this actor's provider removes the containers it made, never
+            # the run's others (other actors' sandboxes on this engine); the driver sweeps the
+            # run's containers on every node when it closes.
+            provider = DockerProvider(None, pool_size=1 if self.warm else 0, node=self.node.name)
             await provider.start()
-            self.provider = provider
+            self.provider, self.run_id = provider, run_id
         return self.provider
 
     def _place_mounts(self, spec: SandboxSpec, archives: list[wire.Archive]) -> tuple[Mount, ...]:
