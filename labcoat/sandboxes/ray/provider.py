@@ -93,15 +93,6 @@ class RayProvider:
         self.nodes.require(need)
         return self.nodes.capacity(need, self.address)
 
-    async def ping(self) -> None:
-        """Return when some node may still hold sandboxes; else `SandboxUnavailable`."""
-        await self.start()
-        alive = {n["NodeID"] for n in await asyncio.to_thread(nd.sandbox_nodes)}
-        if not any(r.node.node_id in alive for r in self.nodes.usable()):
-            raise SandboxUnavailable(
-                f"no node of the Ray cluster at {self.address} can hold sandboxes now "
-                f"({self.nodes.describe()}); fix: start or repair a node, then resume")
-
     async def create(self, spec: SandboxSpec) -> RaySandbox:
         """A started sandbox for `spec` on a node Ray chooses (an idle actor's when one fits)."""
         await self.start()
