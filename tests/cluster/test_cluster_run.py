@@ -1,6 +1,7 @@
 """A real run on a local two-node Ray cluster: `labcoat run --cluster auto --parallel 2` whose
 sandboxes land on both nodes; the second node killed (every process, SIGKILL) while a sandbox of
-the run is on it; the run finishes with nothing lost, the log names the lost node and the re-run,
+the run is on it, then labcoat itself (SIGKILL); `labcoat resume --cluster auto` finishes the run
+with nothing lost, the log names the lost node and the re-run,
 `labcoat status` says which node ran what, no container is left, and the API key of the machine
 that runs labcoat reaches neither a node's processes nor a container. Before that, `labcoat
 doctor --cluster` lists both nodes and `labcoat sandbox cleanup --cluster` sweeps both."""
@@ -118,6 +119,15 @@ def _only_loopback() -> None:
     assert peers and all(p.startswith(loopback) for p in peers), peers
 
 
+def _wait_for(run_dir: Path, kind: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(e.type == kind for e in read_events(run_dir)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} within {timeout_s} s")
+
+
 def _after(events: list[EventBase], seq: int, sandbox: str) -> list[Any]:
     return [e for e in events if e.type == "sandbox_leased" and e.seq > seq
             and getattr(e, "sandbox", "") == sandbox]
@@ -154,7 +164,13 @@ def test_a_run_spreads_over_two_nodes_and_survives_losing_one(tmp_path: Path,
         _only_loopback()
         _no_canary_anywhere(cluster, containers_of(docker_client, run_id))
         cluster.kill(n2)
-        assert proc.wait(timeout=300) == 0, (tmp_path / "out.txt").read_text()[-3000:]
+        _wait_for(run_dir, "node_lost")
+        proc.kill()  # labcoat itself dies too (SIGKILL): its actors and containers stay behind
+        proc.wait()
+        resumed = subprocess.run([LABCOAT, "resume", str(run_dir), "--cluster", "auto"],
+                                 capture_output=True, text=True, timeout=300,
+                                 env=cluster.env({"ANTHROPIC_API_KEY": CANARY}))
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
