@@ -423,7 +423,9 @@ class _ChunkReader:
     """A read()-able view of an iterator of byte chunks (the engine's archive stream)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks, self.buf = chunks, b""
+        # A bytearray: taking `size` bytes off its front is O(1) in CPython, where slicing a
+        # bytes buffer copied the rest of it on every read (quadratic in the chunk size).
+        self.chunks, self.buf = chunks, bytearray()
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self.buf) < size:
@@ -431,5 +433,10 @@ class _ChunkReader:
             if chunk is None:
                 break
             self.buf += chunk
-        data, self.buf = (self.buf, b"") if size < 0 else (self.buf[:size], self.buf[size:])
+        if size < 0 or size >= len(self.buf):
+            data = bytes(self.buf)
+            self.buf.clear()
+            return data
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
         return data
