@@ -46,11 +46,15 @@ RunDir = Annotated[Path, typer.Argument(help="A run directory (runs/<run-id>).",
                                         metavar="RUN_DIR")]
 
 
-Cpus = Annotated[float | None, typer.Option(help="CPUs labcoat may use (default: the engine's).")]
+Cpus = Annotated[float | None, typer.Option(
+    help="CPUs labcoat may use on this machine (default: the engine's; with --cluster, each "
+    "node's Ray resources decide).")]
 Memory = Annotated[str | None, typer.Option(
-    help="Memory labcoat may use, e.g. 24g (default: the engine's).", metavar="SIZE")]
+    help="Memory labcoat may use on this machine, e.g. 24g (default: the engine's; "
+    "with --cluster, each node's Ray resources decide).", metavar="SIZE")]
 GpuIds = Annotated[str | None, typer.Option(
-    help="GPU device ids labcoat may use, e.g. 0,1 (default: the host's).", metavar="IDS")]
+    help="GPU device ids labcoat may use on this machine, e.g. 0,1 (default: the host's; "
+    "with --cluster, each node's Ray GPUs decide).", metavar="IDS")]
 
 
 def machine_options(cpus: float | None, memory: str | None, gpu_ids: str | None,
