@@ -25,6 +25,7 @@ def test_a_folder_that_is_not_a_run_is_bad_input_for_every_verb(tmp_path: Path,
                                    "e.g. runs/<run-id>")
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     with Journal.open(tmp_path / "run", "r1", create=True) as journal:
         for i in range(2000):  # far more than a pipe holds

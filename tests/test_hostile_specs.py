@@ -81,6 +81,7 @@ def test_an_alias_inside_its_own_value_is_one_problem(tmp_path: Path, cycle: str
     assert "experiment.yaml:6: an alias (*name) refers to a value that contains it" in text
 
 
+@pytest.mark.slow
 def test_deep_nesting_and_huge_numbers_are_problems_not_crashes(tmp_path: Path) -> None:
     deep = problems(experiment(tmp_path / "deep", MINIMAL + "x: " + "[" * 5000 + "]" * 5000))
     assert "nested" in deep and "fix: flatten" in deep

@@ -24,7 +24,8 @@ def run(
     goal: Annotated[str | None, typer.Option(help="Research goal (default: the spec's).",
                                              metavar="TEXT")] = None,
     model: Annotated[str | None, typer.Option(
-        help="search | anthropic:MODEL | openai:MODEL (default: search without API keys).",
+        help="search | random | anthropic:MODEL | openai:MODEL (default: search without API "
+             "keys; random: random search, the floor the search brain must beat).",
         metavar="SPEC")] = None,
     role_model: Annotated[list[str] | None, typer.Option(
         help="Per-role model, ROLE=SPEC; repeatable.", metavar="ROLE=SPEC")] = None,

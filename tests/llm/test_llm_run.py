@@ -255,6 +255,7 @@ def test_auth_and_quota_errors_pause_the_run(tmp_path: Path, status: int, body: 
     assert_no_canary_in(run_dir)
 
 
+@pytest.mark.slow
 def test_missing_key_is_refused_before_the_run_exists(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "toy")
     proc = labcoat(*run_args(exp, tmp_path, "--model", "anthropic:claude-haiku-4-5"))

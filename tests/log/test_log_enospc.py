@@ -77,6 +77,7 @@ with Journal.open(run, "tmpfs-run", create=not (run / "log.jsonl").exists()) as 
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+@pytest.mark.slow
 def test_real_full_tmpfs(tmp_path: Path) -> None:
     """A real 64 KiB tmpfs (in a private mount namespace) fills up; then it grows."""
     mnt, out = tmp_path / "mnt", tmp_path / "out"

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from labcoat.log import Journal
 
 from .helpers import start
@@ -44,6 +46,7 @@ def test_status_json() -> None:
     assert data["cost"]["total"]["unknown_cost_calls"] == 1 and data["torn_tail"] is None
 
 
+@pytest.mark.slow
 def test_status_reports_torn_tail_without_repairing(tmp_path: Path) -> None:
     shutil.copytree(FIXTURE, tmp_path / "run")
     log = tmp_path / "run" / "log.jsonl"
@@ -72,6 +75,7 @@ def test_timeline() -> None:
     assert lines[-1].split()[1:4] == ["#30", "it2", "run_finished"]
 
 
+@pytest.mark.slow
 def test_follow_prints_until_the_run_ends(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path / "run", "live", create=True)
     start(journal)

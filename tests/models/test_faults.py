@@ -59,6 +59,7 @@ def events_sink() -> tuple[list[tuple[str, dict]], object]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.slow
 def test_429_with_retry_after_is_retried_then_succeeds(shape: str) -> None:
     limited = error(shape, 429, "slow down", "rate_limit_error", headers=NOW)
     with server_for(shape, [limited, ok(shape)]) as srv:
@@ -100,6 +101,7 @@ def test_connection_reset_is_retried(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.slow
 def test_server_that_never_answers_times_out(shape: str) -> None:
     with server_for(shape, [hang(), hang(), ok(shape)]) as srv:
         started = time.monotonic()

@@ -36,6 +36,7 @@ BASH = ToolSpec(name="bash", description="run a command",
                 parameters={"type": "object", "properties": {"command": {"type": "string"}}})
 
 
+@pytest.mark.slow
 def test_known_models_are_priced_with_cached_tokens_on_their_own() -> None:
     big = openai_text("x", usage=(1_000_000, 1_000_000), cached=400_000)
     with server_for("openai", [big]) as srv:

@@ -86,6 +86,7 @@ def test_a_baseline_that_does_not_run_changes_nothing(tmp_path: Path) -> None:
     assert tree(folder) == before
 
 
+@pytest.mark.slow
 def test_init_writes_a_grader_skeleton_and_refuses_to_overwrite(tmp_path: Path) -> None:
     folder = project(tmp_path / "proj")
     first = labcoat("init", str(folder), "--yes", "--no-check", "--metric", "accuracy",
@@ -109,6 +110,7 @@ def test_init_writes_a_grader_skeleton_and_refuses_to_overwrite(tmp_path: Path) 
     assert (folder / "workspace" / "train.py").read_bytes() == before["workspace/train.py"]
 
 
+@pytest.mark.slow
 def test_init_without_questions_says_what_is_missing(tmp_path: Path) -> None:
     folder = project(tmp_path / "proj")
     (folder / "train.py").rename(folder / "fit.py")

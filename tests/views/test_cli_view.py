@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.loop.conftest import labcoat
 from tests.views.synth import journal_run
 
@@ -21,6 +23,7 @@ def _page(url: str) -> str:
         return response.read().decode()
 
 
+@pytest.mark.slow
 def test_no_runs_folder_is_a_page_not_a_traceback(tmp_path: Path, viewer: Any) -> None:
     v = viewer(Path("runs"), cwd=tmp_path)  # the default folder, which does not exist
     text = _page(v.url)
@@ -33,6 +36,7 @@ def test_no_runs_folder_is_a_page_not_a_traceback(tmp_path: Path, viewer: Any) -
     assert "Traceback" not in v.stderr and v.proc.returncode == 130
 
 
+@pytest.mark.slow
 def test_a_single_run_directory_opens_on_its_page(tmp_path: Path, viewer: Any) -> None:
     run_dir = journal_run(tmp_path / "only-run", 1)
     v = viewer(run_dir)
@@ -41,6 +45,7 @@ def test_a_single_run_directory_opens_on_its_page(tmp_path: Path, viewer: Any) -
         assert "synth" in response.read().decode()
 
 
+@pytest.mark.slow
 def test_open_starts_the_browser_on_the_url(tmp_path: Path, viewer: Any) -> None:
     journal_run(tmp_path / "runs" / "run-a", 1)
     opened = tmp_path / "opened.txt"
@@ -54,6 +59,7 @@ def test_open_starts_the_browser_on_the_url(tmp_path: Path, viewer: Any) -> None
     assert opened.read_text() == v.url
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_message(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -63,6 +69,7 @@ def test_a_port_in_use_is_one_message(tmp_path: Path) -> None:
     assert proc.stderr.count("labcoat: error:") == 1 and "--port" in proc.stderr
 
 
+@pytest.mark.slow
 def test_export_refuses_bad_places(tmp_path: Path) -> None:
     run_dir = journal_run(tmp_path / "run", 1)
     before = sorted(p.name for p in run_dir.rglob("*"))

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from labcoat.agents.role import Subtask
 from labcoat.log import Journal, read_events
 from labcoat.views.progress import Progress
@@ -53,6 +55,7 @@ def labcoat(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([LABCOAT, *args], capture_output=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_log_status_and_report_show_escapes_instead_of_obeying_them(tmp_path: Path) -> None:
     run = tmp_path / "run"
     hostile_run(run)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from labcoat.log import Journal
 from tests.views.conftest import wait_until
 from tests.views.synth import NoSync, append, records, subtask
@@ -20,6 +22,7 @@ def _live_run(run_dir: Path) -> Journal:
     return journal
 
 
+@pytest.mark.slow
 def test_running_run_updates_without_a_reload(tmp_path: Path, viewer: Any, page: Any) -> None:
     run_dir = tmp_path / "runs" / "live-run"
     journal = _live_run(run_dir)
@@ -46,6 +49,7 @@ def test_running_run_updates_without_a_reload(tmp_path: Path, viewer: Any, page:
         journal.close()
 
 
+@pytest.mark.slow
 def test_a_partial_last_line_waits_for_the_writer(tmp_path: Path, viewer: Any,
                                                   page: Any) -> None:
     run_dir = tmp_path / "runs" / "torn-run"

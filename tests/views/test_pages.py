@@ -140,6 +140,7 @@ def test_folders_with_nothing_to_show_say_so(tmp_path: Path, client: Any) -> Non
     assert "holds no runs yet" in empty.text and "labcoat run" in empty.text
 
 
+@pytest.mark.slow
 def test_a_damaged_log_shows_what_can_be_read(tmp_path: Path, client: Any) -> None:
     run_dir = journal_run(tmp_path / "runs" / "bad", 2)
     lines = (run_dir / "log.jsonl").read_bytes().splitlines(keepends=True)

@@ -99,6 +99,7 @@ def test_only_the_bound_names_are_answered(served: tuple[str, Path, Path]) -> No
     assert status == 400
 
 
+@pytest.mark.slow
 def test_another_host_gets_a_warning(tmp_path: Path, viewer: Any) -> None:
     journal_run(tmp_path / "runs" / "run-a", 1)
     v = viewer(tmp_path / "runs", "--host", "0.0.0.0")
