@@ -20,8 +20,9 @@ check:
 	@.venv/bin/lint-imports --no-cache
 	@$(PY) -m mypy
 
-# Two workers, a test file per worker at a time (module fixtures: a browser, a sandbox).
-XDIST := -n 2 --dist loadfile
+# Three workers (most tests wait on containers and subprocesses, not on the 2 cores), a test
+# file per worker at a time (module fixtures: a browser, a sandbox, a Ray cluster).
+XDIST := -n 3 --dist loadfile
 
 test: setup check
 	@$(PY) -m pytest -q $(XDIST)
