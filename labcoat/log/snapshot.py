@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from labcoat import __version__
+from labcoat.durable import fsync_path
 from labcoat.log.lines import Anchor, Chain, mismatch
 from labcoat.log.replies import ReplyOffsets
 from labcoat.log.state import RunState
@@ -308,12 +309,12 @@ def write(log: Path, anchor: Anchor, state: RunState, replies: ReplyOffsets, kee
     directory = snapshot_dir(log)
     if not directory.is_dir():
         directory.mkdir()
-        _fsync_dir(directory.parent)
+        fsync_path(directory.parent, directory=True)
     final = directory / f"state-{anchor.seq:012d}.snap"
     temp = directory / f".{final.stem}.{os.getpid()}.tmp"
     _write_synced(temp, header.model_dump_json().encode() + b"\n", payload)
     os.replace(temp, final)
-    _fsync_dir(directory)
+    fsync_path(directory, directory=True)
     for _, old in candidates(directory)[keep:]:
         old.unlink(missing_ok=True)
     return final
@@ -331,14 +332,6 @@ def _write_synced(path: Path, *parts: bytes) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 

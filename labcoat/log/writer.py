@@ -71,6 +71,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from labcoat.durable import fsync_path
 from labcoat.errors import (
     RunLocked,
     RunLogError,
@@ -108,14 +109,6 @@ class FileOps:
         getattr(os, "fdatasync", os.fsync)(fd)
 
 
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _lock(run_dir: Path) -> int:
     """Hold `<run_dir>/log.lock` for this process (released when the fd closes or we die)."""
     fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -140,10 +133,10 @@ def _repair(path: Path, torn: TornTail) -> Path:
         n += 1
         broken = path.with_name(f"{path.name}.broken-{stamp}.{n}")
     shutil.copyfile(path, broken)
-    _fsync_path(broken)
+    fsync_path(broken)
     os.truncate(path, torn.offset)
-    _fsync_path(path)
-    _fsync_path(path.parent, directory=True)
+    fsync_path(path)
+    fsync_path(path.parent, directory=True)
     return broken
 
 
@@ -231,7 +224,7 @@ class Journal:
         journal = cls(path, run_id or logged or "", lock_fd, chain, state, replies, snaps, ops)
         journal.snapshot = restored.name if restored is not None else None
         if create:
-            _fsync_path(path.parent, directory=True)
+            fsync_path(path.parent, directory=True)
         if broken is not None:
             journal.append("log_repaired", broken_copy=broken.name,
                            dropped_bytes=tail[0].dropped_bytes, reason=tail[0].reason)

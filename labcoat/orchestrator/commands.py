@@ -23,7 +23,6 @@ could trip over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import secrets
@@ -37,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 import labcoat
+from labcoat.durable import fsync_path
 from labcoat.errors import (
     BudgetExhausted,
     ConfigError,
@@ -220,18 +220,8 @@ def create_run_dir(exp: Experiment, runs_dir: Path, run_id: str,
         if isinstance(err, Exception):
             raise _not_created(err, final) from None
         raise
-    _fsync_dir(final.parent)
+    fsync_path(final.parent, directory=True, best_effort=True)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable (a power cut must not undo it); best effort."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _not_created(err: Exception, final: Path) -> LabcoatError:

@@ -36,6 +36,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from labcoat.durable import fsync_path
 from labcoat.text import inert
 
 INBOX = "inbox"
@@ -86,14 +87,6 @@ def _locked(box: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def post(run_dir: Path, request: Request) -> Path:
     """Write `request` into the run's inbox durably; return its file."""
     box = folder(run_dir)
@@ -108,7 +101,7 @@ def post(run_dir: Path, request: Request) -> Path:
     with _locked(box):
         path = box / f"{time.time_ns():020d}-{request.id}.json"
         os.rename(tmp, path)
-        _fsync_dir(box)
+        fsync_path(box, directory=True)
     return path
 
 
