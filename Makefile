@@ -21,8 +21,10 @@ check:
 	@$(PY) -m mypy
 
 # Three workers (most tests wait on containers and subprocesses, not on the 2 cores), a test
-# file per worker at a time (module fixtures: a browser, a sandbox, a Ray cluster).
-XDIST := -n 3 --dist loadfile
+# file per worker at a time (module fixtures: a browser, a sandbox, a Ray cluster), in collection
+# order: the longest files first (tests/conftest.py LONGEST_FIRST; xdist would sort files by
+# their number of tests, which put the few long ones last).
+XDIST := -n 3 --dist loadfile --no-loadscope-reorder
 
 test: setup check
 	@$(PY) -m pytest -q $(XDIST)

@@ -136,11 +136,27 @@ def _ours(container: object) -> bool:
     return False
 
 
+LONGEST_FIRST = (
+    "tests/scheduler/test_pipeline.py", "tests/loop/test_run.py", "tests/llm/test_llm_run.py",
+    "tests/loop/test_resume.py", "tests/research/test_claims_run.py",
+    "tests/sandboxes/test_conformance.py", "tests/loop/test_disk_full.py",
+    "tests/cluster/test_cluster_run.py", "tests/steering/test_approval.py",
+    "tests/loop/test_bad_runs.py", "tests/steering/test_llm.py", "tests/loop/test_hostile_runs.py",
+    "tests/steering/test_stop.py", "tests/scheduler/test_capacity.py",
+    "tests/loop/test_disk_limits.py", "tests/sandboxes/test_hostile.py",
+)
+"""Test files that take a minute or more, longest first (measured with --durations). pytest-xdist
+hands files to workers in collection order: starting the long ones first keeps the last minutes
+of `make test` from waiting on one worker."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
 
 
 def _needs_docker(session: pytest.Session) -> bool:

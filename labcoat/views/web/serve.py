@@ -7,12 +7,17 @@ is bound here, before uvicorn starts, so that a port in use is one clear message
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
 import webbrowser
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import uvicorn
 
 from labcoat.errors import ConfigError
 
@@ -65,8 +70,25 @@ def serve(target: Path, *, host: str = "127.0.0.1", port: int = 8000, open_brows
                             timeout_graceful_shutdown=1, lifespan="off")
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    server = uvicorn.Server(config)
+    received = _remember_signals(server)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has stopped
         return 130
-    return 0
+    # That re-raise goes through asyncio's own SIGINT handler and is not certain (a Ctrl-C was
+    # seen to end with 0): the signal received decides.
+    return 130 if signal.SIGINT in received else 0
+
+
+def _remember_signals(server: uvicorn.Server) -> list[int]:
+    """The signals that ask `server` to stop, in order (uvicorn installs `handle_exit`)."""
+    received: list[int] = []
+    handle_exit = server.handle_exit
+
+    def remembering(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+        handle_exit(sig, frame)
+
+    server.handle_exit = remembering  # type: ignore[method-assign]
+    return received
