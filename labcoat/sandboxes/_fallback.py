@@ -69,14 +69,15 @@ async def start_error(client: DockerClient, cid: str, program: str, workdir: str
     return "ENOENT" if res.returncode == _ERRNO_BASE + errno.ENOENT else "EACCES"
 
 
-async def oom_events_since(client: DockerClient, cid: str, wall: float) -> int:
-    """How many `oom` events the engine reported for the container since `wall`."""
+async def oom_events_since(client: DockerClient, cid: str, wall: float, settle_s: float) -> int:
+    """How many `oom` events the engine reported for the container since `wall`, waiting
+    `settle_s` for one still on its way (the engine streams events until `until`)."""
     flt = {"container": cid, "event": "oom", "type": "container"}
 
     def scan() -> int:
-        stream = client.api.events(since=int(wall), until=int(time.time()) + 1, filters=flt,
-                                   decode=True)  # whole seconds: the rest by timeNano
-        return sum(1 for e in stream if int(e.get("timeNano") or 0) >= int(wall * 1e9))
+        stream = client.api.events(since=f"{wall:.9f}", until=f"{time.time() + settle_s:.9f}",
+                                   filters=flt, decode=True)
+        return sum(1 for _ in stream)
 
     try:
         return await asyncio.to_thread(scan)

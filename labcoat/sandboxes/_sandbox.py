@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 AGENT_GRACE_S = 3.0
 """How long past a command's deadline the agent may take to report the kill."""
+OOM_EVENT_SETTLE_S = 0.5
+"""How long the fallback path waits for the OOM event of a command that died of SIGKILL."""
 FILE_TIMEOUT_S = 120.0
 """How long one read_file or write_file through the agent may take."""
 OWNER = (ctr.SANDBOX_UID, ctr.SANDBOX_GID)
@@ -158,7 +160,9 @@ class DockerSandbox:
                 self.client, self.id, argv[0], workdir, env)
         except Exception as err:
             raise await self._unavailable("the command", err) from None
-        ooms = await _fallback.oom_events_since(self.client, self.id, wall)
+        # a command killed by SIGKILL may be the OOM killer's: its event can trail the exit
+        settle = OOM_EVENT_SETTLE_S if res.returncode == 137 and not res.timed_out else 0.0
+        ooms = await _fallback.oom_events_since(self.client, self.id, wall, settle)
         died = res.returncode == 137 and ooms > 0 and not res.timed_out
         return ExecResult(
             returncode=(127 if why == "ENOENT" else 126) if why else res.returncode,

@@ -95,17 +95,22 @@ async def open_exec(
     env: Mapping[str, str] | None = None, workdir: str | None = None, user: str = SANDBOX_USER,
 ) -> ExecSocket:
     """Create and start an exec as `user`, returning its stdio as asyncio streams."""
-    exec_id, sock, response = await asyncio.to_thread(
+    exec_id, sock, early, response = await asyncio.to_thread(
         _start_exec, client.api, container_id, list(argv), stdin, dict(env or {}), workdir, user
     )
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+    reader.feed_data(early)  # before the socket's bytes: they come after it on the wire
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return ExecSocket(exec_id, reader, writer, response)
 
 
 def _start_exec(
     api: APIClient, cid: str, argv: list[str], stdin: bool, env: dict[str, str],
     workdir: str | None, user: str,
-) -> tuple[str, socket.socket, Any]:
+) -> tuple[str, socket.socket, bytes, Any]:
     exec_id = api.exec_create(
         cid, argv, stdin=stdin, stdout=True, stderr=True, tty=False,
         environment=env or None, workdir=workdir, user=user,
@@ -120,9 +125,24 @@ def _start_exec(
     )
     raw = private._get_raw_response_socket(response)
     sock = getattr(raw, "_sock", raw)
+    sock.settimeout(0.0)  # never read through again but here: non-blocking from now on
+    early = _read_ahead(response)
     own = sock.dup()  # asyncio owns this descriptor; docker-py keeps its own
     own.setblocking(False)
-    return exec_id, own, (response, raw, sock)
+    return exec_id, own, early, (response, raw, sock)
+
+
+def _read_ahead(response: Any) -> bytes:
+    """The exec's first bytes that http.client read along with the `101` headers.
+
+    The response's headers are read through a buffered reader, which takes whatever the socket
+    holds; a command that writes before the client gets to its headers (a fast `ls` on a busy
+    machine) has its output in that buffer, not in the socket. The socket is non-blocking by now,
+    so this never waits."""
+    try:
+        return bytes(response.raw._fp.fp.read1(1 << 16) or b"")
+    except (AttributeError, OSError, ValueError):
+        return b""
 
 
 class Channel:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -175,6 +176,36 @@ def test_the_channel_broken_from_outside_is_infrastructure_then_recovers(
         assert box.uses_channel and box._channel.agent_pid != agent
     finally:
         run(box.aclose())
+
+
+def test_fast_output_of_a_starved_client_is_not_lost(run: Any, make_spec: Any,
+                                                     docker_client: Any) -> None:
+    """One engine exec per command (the fallback path), on a busy host: when the thread that
+    starts the exec waits for the interpreter long enough, the command's output reaches the
+    socket before the `101` headers are read, and http.client's buffered reader takes both. That
+    output must still arrive (a CI run once saw `ls` print nothing). A spinning thread and a long
+    switch interval make the wait certain here."""
+    prov = DockerProvider(new_run_id("starved"), exec_channel=False)
+    run(prov.start())
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    interval = sys.getswitchinterval()
+    spinner = threading.Thread(target=spin, daemon=True)
+    try:
+        box = run(prov.create(make_spec(prov.run_id)))
+        sys.setswitchinterval(0.25)
+        spinner.start()
+        res = run(box.exec(["echo", "hi"]))
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        spinner.join()
+        run(prov.aclose())
+    assert (res.returncode, res.stdout) == (0, "hi\n")
 
 
 def test_big_output_keeps_host_memory_flat(run: Any, provider: DockerProvider,
