@@ -13,7 +13,7 @@ import asyncio
 import errno
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -75,7 +75,8 @@ async def oom_events_since(client: DockerClient, cid: str, wall: float, settle_s
     flt = {"container": cid, "event": "oom", "type": "container"}
 
     def scan() -> int:
-        stream = client.api.events(since=f"{wall:.9f}", until=f"{time.time() + settle_s:.9f}",
+        api: Any = client.api  # typed for whole seconds; the engine takes "seconds.nanos"
+        stream = api.events(since=f"{wall:.9f}", until=f"{time.time() + settle_s:.9f}",
                                    filters=flt, decode=True)
         return sum(1 for _ in stream)
 
