@@ -244,7 +244,20 @@ class DockerSandbox:
         if not state.get("Running"):
             return (f"its container stopped (exit {state.get('ExitCode')}, "
                     f"OOMKilled={state.get('OOMKilled')})")
-        return "the exec channel broke (the exec agent died or answered out of turn)"
+        return "the exec channel broke (" + await self._agent_state() + ")"
+
+    async def _agent_state(self) -> str:
+        """Whether the exec agent exited or only its connection to the engine closed."""
+        if self._channel is None:
+            return "no exec agent"
+        try:
+            info = await asyncio.to_thread(self.client.api.exec_inspect,
+                                           self._channel.sock.exec_id)
+        except Exception:
+            return "the exec agent died or answered out of turn"
+        if info.get("Running"):
+            return "the exec agent still runs; its connection to the engine closed"
+        return f"the exec agent exited with {info.get('ExitCode')}"
 
     # ---- single files -----------------------------------------------------------------------
 

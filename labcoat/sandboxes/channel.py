@@ -58,13 +58,20 @@ class ExecSocket:
     response: Any = None
     """docker-py's HTTP response: held so its connection never goes back to the pool."""
 
+    ended: str = ""
+    """How the output ended: "" while it runs, else what the connection said."""
+
     async def frames(self) -> AsyncIterator[tuple[int, bytes]]:
         """(stream, payload) until the exec's output ends."""
         while True:
             try:
                 header = await self.reader.readexactly(8)
                 payload = await self.reader.readexactly(int.from_bytes(header[4:8], "big"))
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except asyncio.IncompleteReadError as err:
+                self.ended = f"end of stream ({len(err.partial)} bytes into a frame)"
+                return
+            except ConnectionError as err:
+                self.ended = f"{type(err).__name__}: {err}"
                 return
             yield header[0], payload
 
@@ -203,6 +210,7 @@ class Channel:
         socket error) fails every pending request at once: never a silent hang."""
         try:
             await self._read_frames()
+            self.agent_stderr.append(f"the agent's output ended: {self.sock.ended}")
         except Exception as err:
             # Typically the engine refusing an exec into a container being removed ("OCI
             # runtime exec failed"); a caller still waiting gets it as ChannelClosed.

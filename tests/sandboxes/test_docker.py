@@ -170,7 +170,8 @@ def test_the_channel_broken_from_outside_is_infrastructure_then_recovers(
             await killer
 
     try:
-        with pytest.raises(SandboxUnavailable, match="exec channel broke"):
+        with pytest.raises(SandboxUnavailable,
+                           match=r"exec channel broke \(the exec agent exited with 137\)"):
             run(scenario())
         assert run(box.exec("echo back")).stdout == "back\n"
         assert box.uses_channel and box._channel.agent_pid != agent
