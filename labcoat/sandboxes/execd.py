@@ -393,10 +393,13 @@ def send(out: BinaryIO, header: dict, blobs: list[bytes]) -> None:
     if blobs:
         header["blobs"] = [len(b) for b in blobs]
     with _write_lock:
-        for part in (json.dumps(header).encode() + b"\n", *blobs):
-            view = memoryview(part)
-            while view:  # with -u stdout is unbuffered: a write may take only part
-                view = view[out.write(view) or 0 :]
+        try:
+            for part in (json.dumps(header).encode() + b"\n", *blobs):
+                view = memoryview(part)
+                while view:  # with -u stdout is unbuffered: a write may take only part
+                    view = view[out.write(view) or 0 :]
+        except BrokenPipeError:  # the host's end is gone: nobody is left to answer
+            os._exit(0)
 
 
 def handle(out: BinaryIO, req: Request, blob: bytes | None) -> None:
@@ -419,7 +422,6 @@ def main() -> None:
     SPAWNER = spawnd.Spawner(spawnd_source, uid, gid,
                              lambda: kill_until_gone(lambda: user_pids(uid), 200))
     SPAWNER.start()  # now, so that the first command pays no start-up
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out, inp = sys.stdout.buffer, sys.stdin.buffer
     while True:
         line = inp.readline()

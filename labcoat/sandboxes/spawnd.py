@@ -127,6 +127,8 @@ class Child:
         self.returncode: int | None = None
         self.wake_r, self.wake_w = os.pipe()  # readable once the exit is known
         self.done = threading.Event()
+        self.lock = threading.Lock()  # the wake-up pipe is written and closed under it
+        self.closed = False
 
     def poll(self) -> "int | None":
         return self.returncode
@@ -136,15 +138,21 @@ class Child:
         return self.returncode if self.returncode is not None else -signal.SIGKILL
 
     def exited(self, code: int) -> None:
-        self.returncode = code
+        # The waiting thread may see the code, finish and close the pipe at once: written under
+        # the lock, or the byte would go to a closed pipe (EPIPE) or a reused descriptor.
+        with self.lock:
+            self.returncode = code
+            if not self.closed:
+                with contextlib.suppress(OSError):
+                    os.write(self.wake_w, b"x")
         self.done.set()
-        with contextlib.suppress(OSError):
-            os.write(self.wake_w, b"x")
 
     def close(self) -> None:
-        for fd in (self.wake_r, self.wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self.lock:
+            self.closed = True
+            for fd in (self.wake_r, self.wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 class Spawner:

@@ -61,6 +61,16 @@ def test_commands_cannot_reach_the_channel(run: Any, box: Any, attack: str) -> N
     assert (ok.returncode, ok.stdout) == (3, "fine\n")
 
 
+def test_a_command_that_leaves_its_input_unread_costs_nothing(run: Any, box: Any) -> None:
+    """The agent feeds stdin while the command has already exited: the write fails (EPIPE)
+    and that is the command's business, never a SIGPIPE that ends the agent."""
+    agent = box._channel.agent_pid
+    for _ in range(3):
+        res = run(box.exec(["true"], stdin=b"x" * (8 << 20)))
+        assert res.returncode == 0 and not res.timed_out
+    assert box.uses_channel and box._channel.agent_pid == agent
+
+
 def test_the_agent_is_root_and_the_commands_have_nothing(run: Any, box: Any) -> None:
     agent = box._channel.agent_pid
     me = run(box.exec("grep -E '^(Uid|Gid|Groups|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' "
