@@ -9,10 +9,12 @@ itself non-dumpable (no command can trace it or reach its descriptors), calls it
 A command can still SIGSTOP it (the agent continues it at once) or SIGKILL it: the agent then
 kills every command process and starts another, so nothing the command did survives.
 
-Protocol over the stream socket whose fd is argv[1], one request at a time: a request is a
-4-byte big-endian length and a JSON object {argv, env, cwd}, sent with three fds (stdin, stdout,
-stderr); the answer is a JSON line {"pid": n} or {"errno": name, "error": text}; when a command
-ends, a JSON line {"exit": pid, "code": returncode (negative: killed by that signal)}.
+Protocol over two stream sockets. On the one whose fd is argv[1], one request at a time: a
+request is a 4-byte big-endian length and a JSON object {argv, env, cwd}, sent with three fds
+(stdin, stdout, stderr); the answer, on the same socket, is a JSON line {"pid": n} or {"errno":
+name, "error": text}. On the one whose fd is argv[2], when a command ends, a JSON line {"exit":
+pid, "code": returncode (negative: killed by that signal)}. Two sockets, so that the thread that
+asked reads its answer itself, without a hand-over between threads.
 
 The same source is the agent's client (`Spawner`, `Child`): execd loads it from its argv.
 """
@@ -22,7 +24,6 @@ import ctypes
 import errno
 import json
 import os
-import queue
 import select
 import shutil
 import signal
@@ -89,8 +90,9 @@ def spawn(req: dict, fds: "list[int]") -> int:
 
 def main() -> None:
     harden()
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    sock.set_inheritable(False)  # a command holding it could forge this process's answers
+    sock, exits = (socket.socket(fileno=int(fd)) for fd in sys.argv[1:3])
+    for s in (sock, exits):
+        s.set_inheritable(False)  # a command holding one could forge this process's answers
     children: dict[int, int] = {}  # pidfd -> pid
     while True:
         ready, _, _ = select.select([sock.fileno(), *children], [], [])
@@ -99,12 +101,11 @@ def main() -> None:
                 pid = children.pop(fd)
                 os.close(fd)
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-                answer: dict[str, object] = {"exit": pid, "code": code}
+                exits.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
             elif (got := receive(sock)) is None:
                 return
             else:
-                answer = answer_spawn(*got, children)
-            sock.sendall(json.dumps(answer).encode() + b"\n")
+                sock.sendall(json.dumps(answer_spawn(*got, children)).encode() + b"\n")
 
 
 def answer_spawn(req: dict, fds: list[int], children: dict[int, int]) -> dict[str, object]:
@@ -163,10 +164,11 @@ class Spawner:
         self.source, self.uid, self.gid, self.clean = source, uid, gid, clean
         self.lock, self.state = threading.Lock(), threading.Lock()
         self.sock: socket.socket | None = None
+        self.answers: BinaryIO | None = None  # the answers, read by the thread that asked
+        self.cleaned = threading.Event()
         self.pid = 0
         self.children: dict[int, Child] = {}
         self.early: dict[int, int] = {}  # exits told before their Child was registered
-        self.answers: queue.Queue[dict] = queue.Queue()
 
     def start_command(self, argv: "list[str]", env: "dict[str, str]", cwd: str,
                       has_stdin: bool) -> Child:
@@ -191,30 +193,51 @@ class Spawner:
         return self._register(Child(answer["pid"], pipes))
 
     def _ask(self, req: dict, fds: "list[int]") -> dict:
-        with self.lock:
-            if self.sock is None:
-                self.start()
-            assert self.sock is not None
-            body = json.dumps(req).encode()
-            try:
-                socket.send_fds(self.sock, [struct.pack("!I", len(body)) + body], fds)
-            except OSError as err:
-                return {"errno": "EIO", "error": f"labcoat's process starter is gone: {err}"}
-            return self.answers.get()
+        body = json.dumps(req).encode()
+        for _ in range(2):
+            with self.lock:
+                if self.sock is None:
+                    self.start()
+                assert self.sock is not None
+                cleaned = self.cleaned
+                try:
+                    socket.send_fds(self.sock, [struct.pack("!I", len(body)) + body], fds)
+                except OSError:
+                    pass  # spawnd is dead and never got it: again once it is cleaned up
+                else:
+                    return self._answer()
+            cleaned.wait(10.0)
+        return {"errno": "EIO", "error": "labcoat's process starter could not be restarted"}
+
+    def _answer(self) -> dict:
+        assert self.answers is not None
+        try:
+            line = self.answers.readline()
+        except (OSError, ValueError) as err:
+            line = repr(err).encode()
+        if not line.startswith(b"{"):  # spawnd died meanwhile: the exits reader cleans up
+            return {"errno": "EIO", "error": "labcoat's process starter is gone "
+                                             f"({line.decode(errors='replace') or 'EOF'})"}
+        answer: dict = json.loads(line)
+        return answer
 
     def start(self) -> None:
         """spawnd as the sandbox user (the one full fork it costs); nothing of that user may
         be alive meanwhile, to race its start-up (before it is non-dumpable)."""
         self.clean()
-        ours, theirs = socket.socketpair()
+        (ours, theirs), (exits, their_exits) = socket.socketpair(), socket.socketpair()
         proc = subprocess.Popen(
-            ["labcoat-spawnd", "-I", "-c", self.source, str(theirs.fileno())],
+            ["labcoat-spawnd", "-I", "-c", self.source, str(theirs.fileno()),
+             str(their_exits.fileno())],
             executable=sys.executable, user=self.uid, group=self.gid, extra_groups=[],
-            pass_fds=[theirs.fileno()], cwd="/", stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pass_fds=[theirs.fileno(), their_exits.fileno()], cwd="/",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         theirs.close()
-        self.sock, self.pid, self.answers = ours, proc.pid, queue.Queue()
-        threading.Thread(target=self._read, args=(ours, proc, self.answers), daemon=True).start()
+        their_exits.close()
+        self.sock, self.answers, self.pid = ours, ours.makefile("rb"), proc.pid
+        self.cleaned = threading.Event()  # set once this spawnd's death is dealt with
+        threading.Thread(target=self._read, args=(ours, exits, proc, self.cleaned),
+                         daemon=True).start()
         threading.Thread(target=self._keep_running, args=(proc,), daemon=True).start()
 
     @staticmethod
@@ -235,16 +258,16 @@ class Spawner:
             child.exited(code)
         return child
 
-    def _read(self, sock: socket.socket, proc: "subprocess.Popen[bytes]",
-              answers: "queue.Queue[dict]") -> None:
+    def _read(self, sock: socket.socket, exits: socket.socket,
+              proc: "subprocess.Popen[bytes]", cleaned: threading.Event) -> None:
+        """Route each exit to its command, until spawnd is gone."""
         with contextlib.suppress(OSError, ValueError):
-            for line in sock.makefile("rb"):
+            for line in exits.makefile("rb"):
                 msg = json.loads(line)
-                if "exit" in msg:
-                    self._exited(msg["exit"], msg["code"])
-                else:
-                    answers.put(msg)
-        self._lost(sock, proc, answers)
+                self._exited(msg["exit"], msg["code"])
+        self._lost(sock, proc)
+        exits.close()
+        cleaned.set()
 
     def _exited(self, pid: int, code: int) -> None:
         with self.state:
@@ -254,19 +277,21 @@ class Spawner:
         if child is not None:
             child.exited(code)
 
-    def _lost(self, sock: socket.socket, proc: "subprocess.Popen[bytes]",
-              answers: "queue.Queue[dict]") -> None:
+    def _lost(self, sock: socket.socket, proc: "subprocess.Popen[bytes]") -> None:
         """spawnd died (a process of the sandbox user killed it): its commands' exits are
-        unknown, so they are killed and reported killed; the next command starts a new one."""
+        unknown, so they are killed and reported killed; the next command starts a new one.
+        A thread waiting for an answer meanwhile gets end-of-file from the dead spawnd."""
         with contextlib.suppress(OSError):
             proc.kill()
         proc.wait()
-        answers.put({"errno": "EIO", "error": "labcoat's process starter was killed"})
         with self.lock:  # no new spawnd meanwhile
             with self.state:
                 lost, self.children = list(self.children.values()), {}
                 if self.sock is sock:
                     self.sock = None
+                    if self.answers is not None:
+                        self.answers.close()
+                    self.answers = None
             self.clean()
         for child in lost:
             child.exited(-signal.SIGKILL)
