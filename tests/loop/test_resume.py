@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +14,8 @@ import git
 import pytest
 
 from labcoat.log import load_state, read_events
-from tests.loop.conftest import LABCOAT, labcoat, make_experiment, run_dir_of
+from tests.loop.conftest import labcoat, make_experiment, run_dir_of
+from tests.steering.live import Live
 
 ARGS = ["--max-iterations", "3", "--parallel", "2", "--seed", "7"]
 
@@ -29,30 +29,8 @@ def outcome(run_dir: Path) -> tuple[dict[str, Any], float | None]:
     return done, state.best.metric if state.best else None
 
 
-class Started:
-    """A labcoat process whose output goes to files (no pipe to leave open or to break)."""
-
-    def __init__(self, folder: Path, *args: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        n = len(list(folder.glob("out-*")))
-        self.out, self.err = folder / f"out-{n}", folder / f"err-{n}"
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen([LABCOAT, *args], stdout=out, stderr=err)
-        self.pid = self.proc.pid
-
-    def run_dir(self, timeout: float = 60) -> Path:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.out.read_text().splitlines()
-            if lines:
-                return Path(lines[0])
-            assert self.proc.poll() is None, self.err.read_text()
-            time.sleep(0.05)
-        raise AssertionError("labcoat printed no run directory")
-
-
-def start(folder: Path, *args: str) -> Started:
-    return Started(folder, *args)
+def start(folder: Path, *args: str) -> Live:
+    return Live(folder, *args)
 
 
 def wait_for_event(run_dir: Path, kind: str, timeout: float = 120) -> None:
@@ -66,7 +44,10 @@ def wait_for_event(run_dir: Path, kind: str, timeout: float = 120) -> None:
 
 
 def containers_of(docker_client: Any, run_id: str) -> list[Any]:
-    return docker_client.containers.list(all=True, filters={"label": f"labcoat.run_id={run_id}"})
+    """The run's containers as listed (sparse: a full list inspects each one, and one removed
+    in between fails the listing with 404)."""
+    return docker_client.containers.list(all=True, sparse=True,
+                                         filters={"label": f"labcoat.run_id={run_id}"})
 
 
 @pytest.mark.slow
@@ -122,7 +103,7 @@ def test_sigterm_pauses(tmp_path: Path, docker_client: Any) -> None:
     proc = start(tmp_path / "logs", "run", str(exp), "--runs-dir", str(tmp_path / "runs"))
     run_dir = proc.run_dir()
     wait_for_event(run_dir, "subtask_started")
-    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.proc.pid, signal.SIGTERM)
     assert proc.proc.wait(timeout=60) == 130, proc.err.read_text()
     state = load_state(run_dir)
     assert state.status == "paused" and "SIGTERM" in (state.stop_reason or "")
@@ -139,4 +120,4 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
     proc.proc.send_signal(signal.SIGINT)
     proc.proc.wait(timeout=60)
     assert second.returncode != 0
-    assert f"run locked by pid {proc.pid}" in second.stderr
+    assert f"run locked by pid {proc.proc.pid}" in second.stderr

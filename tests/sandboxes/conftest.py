@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from labcoat.sandboxes import DockerProvider, SandboxSpec
+from tests.cluster.fixtures import _host_network, _ray_cluster_stopped  # noqa: F401
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
@@ -44,23 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") in RAY_BACKENDS:
             item.add_marker(pytest.mark.ray)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _host_network() -> Iterator[None]:
-    """After a module that used the cluster, the main thread leaves its network namespace."""
-    yield
-    from tests.cluster import shared
-
-    shared.leave()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _ray_cluster_stopped() -> Iterator[None]:
-    yield
-    from tests.cluster import shared
-
-    shared.stop()
 
 
 def new_run_id(tag: str = "t") -> str:
