@@ -6,6 +6,8 @@ written through the Journal."""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 from labcoat.agents.manager import Plan
@@ -70,3 +72,75 @@ def test_review_asks_the_critic_for_new_seeds_against_the_baseline(tmp_path: Pat
     assert critic.role == "critic" and critic.target == subs[2].id  # the leader (0.80)
     assert critic.seeds == (6, 7) and critic.base_commit == f"{subs[2].id:0<40}"
     assert critic.params["reference"] == 0.64  # the baseline it must beat
+
+
+SPACE = {"model": {"type": "categorical", "choices": ["a", "b", "c"]},
+         "C": {"type": "log_float", "low": 1e-4, "high": 100.0},
+         "depth": {"type": "int", "low": 2, "high": 24, "step": 2},
+         "x": {"type": "float", "low": -1.0, "high": 1.0},
+         "frac": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}}
+
+
+def valid(p: object) -> bool:
+    """Whether a proposal is a value of SPACE in every parameter, of the right type."""
+    assert isinstance(p, dict) and set(p) == set(SPACE)
+    c, depth, x, frac = p["C"], p["depth"], p["x"], p["frac"]
+    return (p["model"] in ("a", "b", "c") and isinstance(c, float) and 1e-4 <= c <= 100.0
+            and isinstance(depth, int) and 2 <= depth <= 24 and depth % 2 == 0
+            and isinstance(x, float) and -1.0 <= x <= 1.0
+            and isinstance(frac, float) and frac in (0.0, 0.25, 0.5, 0.75, 1.0))
+
+
+def strata(values: list[float], low: float, high: float) -> list[int]:
+    """Which third of [low, high] each value lies in."""
+    return sorted(min(int((v - low) / (high - low) * 3), 2) for v in values)
+
+
+def test_the_first_batch_spreads_over_the_space(tmp_path: Path) -> None:
+    """With nothing known, the 3 trials of iteration 1 take 3 different models and a different
+    third of every numeric range (C's on the log scale): independent draws would repeat one."""
+    exp = load_experiment(make_experiment(tmp_path / "toy", search_space=SPACE))
+    seen = set()
+    for seed in range(8):
+        with new_run(tmp_path / f"run{seed}", exp, seed=seed) as journal:
+            state = journal.state
+            first = params(asyncio.run(SearchManager(exp, ROLES, parallel=3).plan(state, 1)))
+            assert first == params(asyncio.run(SearchManager(exp, ROLES, parallel=3).plan(state,
+                                                                                          1)))
+        assert all(valid(p) for p in first)
+        ps = [p for p in first if isinstance(p, dict)]
+        assert sorted(p["model"] for p in ps) == ["a", "b", "c"]
+        assert strata([math.log(p["C"]) for p in ps], math.log(1e-4), math.log(100.0)) == [0, 1, 2]
+        assert strata([p["depth"] for p in ps], 2, 26) == [0, 1, 2]
+        assert strata([p["x"] for p in ps], -1.0, 1.0) == [0, 1, 2]
+        seen.add(str(first))
+    assert len(seen) == 8  # the run seed picks the design
+
+
+def grade_plan(journal: Journal, p: Plan, score: Callable[[float], float]) -> None:
+    """Plan, run and grade every subtask of `p`; the reproducer's x is the baseline's 0.5."""
+    journal.append("plan_proposed", iteration=p.subtasks[0].iteration, subtasks=p.subtasks,
+                   rationale=p.rationale)
+    for sub in p.subtasks:
+        value = score(float(str(sub.params.get("x", 0.5))))
+        journal.append("subtask_started", subtask_id=sub.id, role=sub.role, attempt=1,
+                       base_commit="c0")
+        journal.append("subtask_finished", subtask_id=sub.id, role=sub.role, tree="t" * 40)
+        journal.append("graded", subtask_id=sub.id, commit=f"{sub.id:0<40}",
+                       seed=journal.state.seed, metrics={"score": value}, metric=value)
+
+
+def test_later_trials_follow_the_grades(tmp_path: Path) -> None:
+    """From iteration 2 on, TPE proposes from the graded trials in the log: two runs with the
+    same seed and the same first trials, graded the other way round, go different ways; each is
+    valid and replanned the same from its log file (as after a resume)."""
+    exp = load_experiment(make_experiment(tmp_path / "toy", search_space=SPACE))
+    later = []
+    for name, score in (("up", lambda x: x), ("down", lambda x: -x)):
+        with new_run(tmp_path / name, exp, seed=3) as journal:
+            grade_plan(journal, plan(exp, journal.state, 1), score)
+            second = plan(exp, journal.state, 2)
+        assert second == plan(exp, load_state(tmp_path / name), 2)
+        assert all(valid(p) for p in params(second)) and len(params(second)) == 2
+        later.append(params(second))
+    assert later[0] != later[1]
