@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docker import APIClient, DockerClient
+    from requests import Response
 
 from labcoat.sandboxes.execd import MARKER_ENV, Capture
 from labcoat.sandboxes.wire import Message, Splitter, request_line
@@ -139,15 +140,16 @@ def _start_exec(
     return exec_id, own, early, (response, raw, sock)
 
 
-def _read_ahead(response: Any) -> bytes:
+def _read_ahead(response: Response) -> bytes:
     """The exec's first bytes that http.client read along with the `101` headers.
 
     The response's headers are read through a buffered reader, which takes whatever the socket
     holds; a command that writes before the client gets to its headers (a fast `ls` on a busy
     machine) has its output in that buffer, not in the socket. The socket is non-blocking by now,
     so this never waits."""
+    http_response: Any = response.raw._fp  # urllib3's hold on http.client's response
     try:
-        return bytes(response.raw._fp.fp.read1(1 << 16) or b"")
+        return bytes(http_response.fp.read1(1 << 16) or b"")
     except (AttributeError, OSError, ValueError):
         return b""
 

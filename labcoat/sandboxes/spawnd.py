@@ -16,7 +16,8 @@ name, "error": text}. On the one whose fd is argv[2], when a command ends, a JSO
 pid, "code": returncode (negative: killed by that signal)}. Two sockets, so that the thread that
 asked reads its answer itself, without a hand-over between threads.
 
-The same source is the agent's client (`Spawner`, `Child`): execd loads it from its argv.
+The same source is the agent's client (`Spawner`, `Child`) and its request threads (`Workers`):
+execd loads it from its argv.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ import ctypes
 import errno
 import json
 import os
+import queue
 import select
 import shutil
 import signal
@@ -154,6 +156,37 @@ class Child:
             for fd in (self.wake_r, self.wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+class Workers:
+    """Threads that handle requests, kept when idle (starting a thread costs about 0.1 ms, a
+    hand-over to one that waits about 0.02 ms). A request never waits behind another: it goes
+    to an idle thread or to a new one, since a command may run for hours."""
+
+    KEEP_IDLE = 8
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple]] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle = 0
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        with self.lock:
+            spare = self.idle > 0
+            if spare:
+                self.idle -= 1  # that thread is now this job's
+        if not spare:
+            threading.Thread(target=self._serve, daemon=True).start()
+        self.jobs.put((fn, args))
+
+    def _serve(self) -> None:
+        while True:
+            fn, args = self.jobs.get()
+            fn(*args)
+            with self.lock:
+                if self.idle >= self.KEEP_IDLE:
+                    return
+                self.idle += 1
 
 
 class Spawner:
