@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from labcoat import __version__
-from labcoat.durable import fsync_path
+from labcoat.durable import fsync_path, write_synced
 from labcoat.log.lines import Anchor, Chain, mismatch
 from labcoat.log.replies import ReplyOffsets
 from labcoat.log.state import RunState
@@ -312,28 +312,12 @@ def write(log: Path, anchor: Anchor, state: RunState, replies: ReplyOffsets, kee
         fsync_path(directory.parent, directory=True)
     final = directory / f"state-{anchor.seq:012d}.snap"
     temp = directory / f".{final.stem}.{os.getpid()}.tmp"
-    _write_synced(temp, header.model_dump_json().encode() + b"\n", payload)
+    write_synced(temp, header.model_dump_json().encode() + b"\n", payload)
     os.replace(temp, final)
     fsync_path(directory, directory=True)
     for _, old in candidates(directory)[keep:]:
         old.unlink(missing_ok=True)
     return final
-
-
-def _write_synced(path: Path, *parts: bytes) -> None:
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        for part in parts:
-            view = memoryview(part)
-            while view:
-                view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
 
 
 def remove(log: Path, names: list[str] | None = None) -> None:

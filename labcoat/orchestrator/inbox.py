@@ -36,7 +36,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from labcoat.durable import fsync_path
+from labcoat.durable import fsync_path, write_synced
 from labcoat.text import inert
 
 INBOX = "inbox"
@@ -92,12 +92,7 @@ def post(run_dir: Path, request: Request) -> Path:
     box = folder(run_dir)
     box.mkdir(exist_ok=True)
     tmp = box / f".{request.id}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, request.model_dump_json().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(tmp, request.model_dump_json().encode())
     with _locked(box):
         path = box / f"{time.time_ns():020d}-{request.id}.json"
         os.rename(tmp, path)
