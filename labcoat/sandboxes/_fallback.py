@@ -77,7 +77,7 @@ async def oom_events_since(client: DockerClient, cid: str, wall: float, settle_s
     def scan() -> int:
         api: Any = client.api  # typed for whole seconds; the engine takes "seconds.nanos"
         stream = api.events(since=f"{wall:.9f}", until=f"{time.time() + settle_s:.9f}",
-                                   filters=flt, decode=True)
+                            filters=flt, decode=True)
         return sum(1 for _ in stream)
 
     try:

@@ -161,9 +161,10 @@ class DockerSandbox:
         except Exception as err:
             raise await self._unavailable("the command", err) from None
         # a command killed by SIGKILL may be the OOM killer's: its event can trail the exit
-        settle = OOM_EVENT_SETTLE_S if res.returncode == 137 and not res.timed_out else 0.0
+        killed = res.returncode == 137 and not res.timed_out
+        settle = OOM_EVENT_SETTLE_S if killed else 0.0
         ooms = await _fallback.oom_events_since(self.client, self.id, wall, settle)
-        died = res.returncode == 137 and ooms > 0 and not res.timed_out
+        died = killed and ooms > 0
         return ExecResult(
             returncode=(127 if why == "ENOENT" else 126) if why else res.returncode,
             stdout=res.stdout.text(), stderr=res.stderr.text(), timed_out=res.timed_out,
