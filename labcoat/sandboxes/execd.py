@@ -248,7 +248,7 @@ class Pump:
         if proc.stdin is not None:
             os.set_blocking(proc.stdin.fileno(), False)
             self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, None)
-        self.exit_fd = proc.wake_r  # readable once spawnd told the exit
+        self.exit_fd = proc.exit_r  # readable once spawnd told the exit (or died)
         self.sel.register(self.exit_fd, selectors.EVENT_READ, "exit")
 
     def run(self, deadline: float | None) -> bool:
@@ -309,7 +309,7 @@ class Pump:
 
     def close(self) -> None:
         self.sel.close()
-        self.proc.close()  # its wake-up pipe
+        self.proc.close()  # its exit pipe
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:
                 pipe.close()

@@ -10,11 +10,13 @@ A command can still SIGSTOP it (the agent continues it at once) or SIGKILL it: t
 kills every command process and starts another, so nothing the command did survives.
 
 Protocol over two stream sockets. On the one whose fd is argv[1], one request at a time: a
-request is a 4-byte big-endian length and a JSON object {argv, env, cwd}, sent with three fds
-(stdin, stdout, stderr); the answer, on the same socket, is a JSON line {"pid": n} or {"errno":
-name, "error": text}. On the one whose fd is argv[2], when a command ends, a JSON line {"exit":
-pid, "code": returncode (negative: killed by that signal)}. Two sockets, so that the thread that
-asked reads its answer itself, without a hand-over between threads.
+request is a 4-byte big-endian length and a JSON object {argv, env, cwd}, sent with four fds
+(stdin, stdout, stderr, and the write end of the command's exit pipe); the answer, on the same
+socket, is a JSON line {"pid": n} or {"errno": name, "error": text}, read by the thread that
+asked. When the command ends, spawnd writes its return code (negative: killed by that signal) in
+ASCII to its exit pipe and closes it, so the thread that runs the command learns it without a
+hand-over between threads; a pipe that ends without a code means spawnd died. The socket whose fd
+is argv[2] carries nothing: its end-of-file tells the agent that spawnd is gone.
 
 The same source is the agent's client (`Spawner`, `Child`) and its request threads (`Workers`):
 execd loads it from its argv.
@@ -27,7 +29,6 @@ import json
 import os
 import queue
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -59,7 +60,7 @@ def harden() -> None:
 
 
 def receive(sock: socket.socket) -> "tuple[dict, list[int]] | None":
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
     if not data:
         return None
     for fd in fds:  # the command gets them as 0, 1, 2 only (dup2 clears close-on-exec there)
@@ -77,14 +78,12 @@ def spawn(req: dict, fds: "list[int]") -> int:
     """Start the command in its folder (entered with this user's rights), in a new session."""
     try:
         os.chdir(req["cwd"])
-        name = req["argv"][0]
-        path = name if "/" in name else shutil.which(name, path=req["env"].get("PATH"))
-        if path is None:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
-        return os.posix_spawn(path, req["argv"], req["env"], setsid=True,
-                              setsigdef=IGNORED,
-                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, i)
-                                            for i, fd in enumerate(fds)])
+        # posix_spawnp searches the PATH of this process's environment, in C: the command's
+        os.environ["PATH"] = req["env"].get("PATH") or os.defpath
+        return os.posix_spawnp(req["argv"][0], req["argv"], req["env"], setsid=True,
+                               setsigdef=IGNORED,
+                               file_actions=[(os.POSIX_SPAWN_DUP2, fd, i)
+                                             for i, fd in enumerate(fds)])
     finally:
         for fd in fds:
             os.close(fd)
@@ -95,27 +94,35 @@ def main() -> None:
     sock, exits = (socket.socket(fileno=int(fd)) for fd in sys.argv[1:3])
     for s in (sock, exits):
         s.set_inheritable(False)  # a command holding one could forge this process's answers
-    children: dict[int, int] = {}  # pidfd -> pid
+    children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, its exit pipe)
     while True:
         ready, _, _ = select.select([sock.fileno(), *children], [], [])
         for fd in ready:
             if fd != sock.fileno():
-                pid = children.pop(fd)
+                pid, told = children.pop(fd)
                 os.close(fd)
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-                exits.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
+                with contextlib.suppress(OSError):  # the agent stopped listening: EPIPE
+                    os.write(told, b"%d" % code)
+                os.close(told)
             elif (got := receive(sock)) is None:
                 return
             else:
                 sock.sendall(json.dumps(answer_spawn(*got, children)).encode() + b"\n")
 
 
-def answer_spawn(req: dict, fds: list[int], children: dict[int, int]) -> dict[str, object]:
+def answer_spawn(req: dict, fds: list[int], children: dict[int, tuple[int, int]],
+                 ) -> dict[str, object]:
+    if len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return {"errno": "EINVAL", "error": f"{len(fds)} descriptors came, not 4"}
     try:
-        pid = spawn(req, fds)
+        pid = spawn(req, fds[:3])
     except OSError as err:
+        os.close(fds[3])
         return {"errno": errno.errorcode.get(err.errno or 0, "EIO"), "error": str(err)}
-    children[os.pidfd_open(pid)] = pid
+    children[os.pidfd_open(pid)] = (pid, fds[3])
     return {"pid": pid}
 
 
@@ -123,39 +130,38 @@ def answer_spawn(req: dict, fds: list[int], children: dict[int, int]) -> dict[st
 
 
 class Child:
-    """A command spawnd started: its pid, labcoat's ends of its pipes, and its exit when told."""
+    """A command spawnd started: its pid, labcoat's ends of its pipes, and the read end of its
+    exit pipe (`exit_r`: readable once spawnd wrote the code, or died). Used by one thread."""
 
-    def __init__(self, pid: int, pipes: "list[BinaryIO | None]") -> None:
+    def __init__(self, pid: int, pipes: "list[BinaryIO | None]", exit_r: int,
+                 cleaned: threading.Event) -> None:
         self.pid, (self.stdin, self.stdout, self.stderr) = pid, pipes
+        self.exit_r, self.cleaned = exit_r, cleaned
+        os.set_blocking(exit_r, False)
         self.returncode: int | None = None
-        self.wake_r, self.wake_w = os.pipe()  # readable once the exit is known
-        self.done = threading.Event()
-        self.lock = threading.Lock()  # the wake-up pipe is written and closed under it
-        self.closed = False
 
     def poll(self) -> "int | None":
+        if self.returncode is None and self.exit_r >= 0:
+            try:
+                told = os.read(self.exit_r, 32)
+            except BlockingIOError:
+                return None
+            if told.lstrip(b"-").isdigit():
+                self.returncode = int(told)
+            else:  # spawnd died first: its commands are killed (wait for it) and count as such
+                self.cleaned.wait(10.0)
+                self.returncode = -signal.SIGKILL
         return self.returncode
 
     def wait(self) -> int:
-        self.done.wait()
+        while self.poll() is None:
+            select.select([self.exit_r], [], [])
         return self.returncode if self.returncode is not None else -signal.SIGKILL
 
-    def exited(self, code: int) -> None:
-        # The waiting thread may see the code, finish and close the pipe at once: written under
-        # the lock, or the byte would go to a closed pipe (EPIPE) or a reused descriptor.
-        with self.lock:
-            self.returncode = code
-            if not self.closed:
-                with contextlib.suppress(OSError):
-                    os.write(self.wake_w, b"x")
-        self.done.set()
-
     def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            for fd in (self.wake_r, self.wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        if self.exit_r >= 0:
+            os.close(self.exit_r)
+            self.exit_r = -1
 
 
 class Workers:
@@ -190,27 +196,25 @@ class Workers:
 
 
 class Spawner:
-    """execd's side: starts spawnd (again after it died), one request at a time, each exit
-    routed to its `Child`. `clean()` kills every process of the sandbox user."""
+    """execd's side: starts spawnd (again after it died), one request at a time. `clean()` kills
+    every process of the sandbox user."""
 
     def __init__(self, source: str, uid: int, gid: int, clean: Callable[[], object]) -> None:
         self.source, self.uid, self.gid, self.clean = source, uid, gid, clean
-        self.lock, self.state = threading.Lock(), threading.Lock()
+        self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.answers: BinaryIO | None = None  # the answers, read by the thread that asked
         self.cleaned = threading.Event()
         self.pid = 0
-        self.children: dict[int, Child] = {}
-        self.early: dict[int, int] = {}  # exits told before their Child was registered
 
     def start_command(self, argv: "list[str]", env: "dict[str, str]", cwd: str,
                       has_stdin: bool) -> Child:
         """Start `argv`; OSError (with spawnd's errno) when it could not start."""
         stdin = os.pipe() if has_stdin else (os.open(os.devnull, os.O_RDONLY), -1)
-        out, err = os.pipe(), os.pipe()
-        theirs, ours = [stdin[0], out[1], err[1]], [stdin[1], out[0], err[0]]
+        out, err, told = os.pipe(), os.pipe(), os.pipe()
+        theirs, ours = [stdin[0], out[1], err[1], told[1]], [stdin[1], out[0], err[0], told[0]]
         try:
-            answer = self._ask({"argv": argv, "env": env, "cwd": cwd}, theirs)
+            answer, cleaned = self._ask({"argv": argv, "env": env, "cwd": cwd}, theirs)
         finally:
             for fd in theirs:
                 os.close(fd)
@@ -222,10 +226,11 @@ class Spawner:
             raise OSError(code, answer.get("error") or os.strerror(code))
         pipes: list[BinaryIO | None] = [
             os.fdopen(fd, mode) if fd >= 0 else None  # type: ignore[misc]
-            for fd, mode in zip(ours, ("wb", "rb", "rb"), strict=True)]
-        return self._register(Child(answer["pid"], pipes))
+            for fd, mode in zip(ours[:3], ("wb", "rb", "rb"), strict=True)]
+        return Child(answer["pid"], pipes, ours[3], cleaned)
 
-    def _ask(self, req: dict, fds: "list[int]") -> dict:
+    def _ask(self, req: dict, fds: "list[int]") -> "tuple[dict, threading.Event]":
+        """spawnd's answer, and the event set once that spawnd's death is dealt with."""
         body = json.dumps(req).encode()
         for _ in range(2):
             with self.lock:
@@ -238,9 +243,10 @@ class Spawner:
                 except OSError:
                     pass  # spawnd is dead and never got it: again once it is cleaned up
                 else:
-                    return self._answer()
+                    return self._answer(), cleaned
             cleaned.wait(10.0)
-        return {"errno": "EIO", "error": "labcoat's process starter could not be restarted"}
+        gone = "labcoat's process starter could not be restarted"
+        return {"errno": "EIO", "error": gone}, cleaned
 
     def _answer(self) -> dict:
         assert self.answers is not None
@@ -283,51 +289,31 @@ class Spawner:
                     os.kill(proc.pid, signal.SIGCONT)
             time.sleep(0.1)
 
-    def _register(self, child: Child) -> Child:
-        with self.state:
-            self.children[child.pid] = child
-            code = self.early.pop(child.pid, None)
-        if code is not None:
-            child.exited(code)
-        return child
-
     def _read(self, sock: socket.socket, exits: socket.socket,
               proc: "subprocess.Popen[bytes]", cleaned: threading.Event) -> None:
-        """Route each exit to its command, until spawnd is gone."""
-        with contextlib.suppress(OSError, ValueError):
-            for line in exits.makefile("rb"):
-                msg = json.loads(line)
-                self._exited(msg["exit"], msg["code"])
+        """Wait for spawnd's end (nothing comes on `exits` but its end-of-file), then clean up."""
+        with contextlib.suppress(OSError):
+            while exits.recv(64):
+                pass
         self._lost(sock, proc)
         exits.close()
         cleaned.set()
 
-    def _exited(self, pid: int, code: int) -> None:
-        with self.state:
-            child = self.children.pop(pid, None)
-            if child is None:
-                self.early[pid] = code
-        if child is not None:
-            child.exited(code)
-
     def _lost(self, sock: socket.socket, proc: "subprocess.Popen[bytes]") -> None:
         """spawnd died (a process of the sandbox user killed it): its commands' exits are
-        unknown, so they are killed and reported killed; the next command starts a new one.
-        A thread waiting for an answer meanwhile gets end-of-file from the dead spawnd."""
+        unknown, so they are killed, and reported killed once that is done (`Child.poll`); the
+        next command starts a new spawnd. A thread waiting for an answer meanwhile gets
+        end-of-file from the dead spawnd."""
         with contextlib.suppress(OSError):
             proc.kill()
         proc.wait()
         with self.lock:  # no new spawnd meanwhile
-            with self.state:
-                lost, self.children = list(self.children.values()), {}
-                if self.sock is sock:
-                    self.sock = None
-                    if self.answers is not None:
-                        self.answers.close()
-                    self.answers = None
+            if self.sock is sock:
+                self.sock = None
+                if self.answers is not None:
+                    self.answers.close()
+                self.answers = None
             self.clean()
-        for child in lost:
-            child.exited(-signal.SIGKILL)
         sock.close()
 
 

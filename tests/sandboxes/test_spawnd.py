@@ -1,30 +1,53 @@
-"""The exec agent's bookkeeping of the commands spawnd started (no container needed)."""
+"""The exec agent's side of a command spawnd started: its exit pipe (no container needed)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 from labcoat.sandboxes.spawnd import Child
 
 
-def test_an_exit_told_after_the_command_was_closed_writes_nowhere() -> None:
-    """The thread waiting for a command may see its exit code, finish and close the wake-up
-    pipe before the reader thread writes the wake-up byte; that byte must then go nowhere, not
-    into whatever reuses the descriptor (or a pipe without a reader: SIGPIPE)."""
-    child = Child(4242, [None, None, None])
-    wake_w = child.wake_w
-    child.close()
-    r, w = os.pipe()  # the lowest free descriptors: the ones just closed
+def child_with_exit_pipe(cleaned: threading.Event | None = None) -> tuple[Child, int]:
+    exit_r, exit_w = os.pipe()
+    return Child(4242, [None, None, None], exit_r, cleaned or threading.Event()), exit_w
+
+
+def test_the_code_spawnd_writes_is_the_return_code() -> None:
+    child, exit_w = child_with_exit_pipe()
     try:
-        os.dup2(w, wake_w)  # make sure the old number now names a live pipe
-        os.set_blocking(r, False)
-        child.exited(3)
-        assert child.wait() == 3
-        try:
-            leaked = os.read(r, 16)
-        except BlockingIOError:
-            leaked = b""
-        assert leaked == b""
+        assert child.poll() is None  # nothing told yet: still running
+        os.write(exit_w, b"-15")
+        os.close(exit_w)
+        assert child.poll() == -15
+        assert child.wait() == -15
     finally:
-        for fd in {r, w, wake_w}:
-            os.close(fd)
+        child.close()
+
+
+def test_an_exit_pipe_that_ends_without_a_code_means_killed_once_the_cleanup_is_done() -> None:
+    """spawnd died before telling (a command killed it): the agent kills every command, and only
+    then may the command be reported killed (the next one must find nothing of it alive)."""
+    cleaned = threading.Event()
+    child, exit_w = child_with_exit_pipe(cleaned)
+    try:
+        os.close(exit_w)
+        threading.Timer(0.2, cleaned.set).start()
+        assert child.wait() == -signal.SIGKILL
+        assert cleaned.is_set()
+    finally:
+        child.close()
+
+
+def test_wait_blocks_until_the_code_comes() -> None:
+    child, exit_w = child_with_exit_pipe()
+    try:
+        def tell() -> None:
+            os.write(exit_w, b"3")
+            os.close(exit_w)
+
+        threading.Timer(0.1, tell).start()
+        assert child.wait() == 3
+    finally:
+        child.close()
