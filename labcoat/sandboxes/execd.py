@@ -29,7 +29,7 @@ import errno
 import fcntl
 import json
 import os
-import selectors
+import select
 import signal
 import stat
 import sys
@@ -130,16 +130,24 @@ class Capture:
         return self.total > len(self.head) + min(self.tail_len, self.cap)
 
 
+_oom_fd: "list[int]" = []  # the cgroup file found first, kept open: read twice per command
+
+
 def oom_count() -> int:
-    for path in OOM_FILES:
-        try:
-            with open(path) as fh:
-                for line in fh:
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return -1
+    """The cgroup's count of OOM kills so far (-1: no cgroup file tells)."""
+    if not _oom_fd:
+        for path in OOM_FILES:
+            with contextlib.suppress(OSError):
+                _oom_fd.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+                break
+        else:
+            return -1
+    try:
+        text = os.pread(_oom_fd[0], 4096, 0)  # cgroup files are regenerated at each read
+        start = text.index(b"oom_kill ")
+        return int(text[start + 9 : text.index(b"\n", start)])
+    except (OSError, ValueError):
+        return -1
 
 
 def proc_table() -> dict[int, tuple[int, int, int]]:
@@ -228,28 +236,33 @@ def spawn(req: Request, marker: bytes, has_stdin: bool) -> "Child":
     return SPAWNER.start_command(req["argv"], env, req.get("cwd") or "/", has_stdin)
 
 
-def _grow_pipe(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer wake-ups on big output
+PIPE_SIZE = 1 << 16  # what a pipe holds by default: a read this long found it full
 
 
 class Pump:
     """Moves stdin in and both streams out of one process until it exits (or the deadline)."""
 
     def __init__(self, proc: "Child", cap: int, stdin_data: bytes | None) -> None:
-        self.proc, self.sel = proc, selectors.DefaultSelector()
+        self.proc, self.poller = proc, select.poll()
         self.out, self.err = Capture(cap), Capture(cap)
         self.pending = memoryview(stdin_data or b"")
+        self.handlers: dict[int, Capture | str] = {}
         assert proc.stdout is not None and proc.stderr is not None
-        for pipe, cap_buf in ((proc.stdout, self.out), (proc.stderr, self.err)):
-            _grow_pipe(pipe.fileno())
+        for pipe, capture in ((proc.stdout, self.out), (proc.stderr, self.err)):
             os.set_blocking(pipe.fileno(), False)
-            self.sel.register(pipe.fileno(), selectors.EVENT_READ, cap_buf)
+            self._watch(pipe.fileno(), select.POLLIN, capture)
         if proc.stdin is not None:
             os.set_blocking(proc.stdin.fileno(), False)
-            self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, None)
-        self.exit_fd = proc.exit_r  # readable once spawnd told the exit (or died)
-        self.sel.register(self.exit_fd, selectors.EVENT_READ, "exit")
+            self._watch(proc.stdin.fileno(), select.POLLOUT, "stdin")
+        self._watch(proc.exit_r, select.POLLIN, "exit")  # readable once spawnd told the exit
+
+    def _watch(self, fd: int, events: int, handler: "Capture | str") -> None:
+        self.poller.register(fd, events)
+        self.handlers[fd] = handler
+
+    def _unwatch(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        del self.handlers[fd]
 
     def run(self, deadline: float | None) -> bool:
         """Returns True when the deadline passed first."""
@@ -265,7 +278,7 @@ class Pump:
             self._step(self._wait_s(now, deadline, exited_at))
 
     def _reading(self) -> bool:
-        return any(isinstance(key.data, Capture) for key in self.sel.get_map().values())
+        return any(isinstance(handler, Capture) for handler in self.handlers.values())
 
     def _wait_s(self, now: float, deadline: float | None, exited_at: float | None) -> float:
         wait = 1.0
@@ -276,13 +289,14 @@ class Pump:
         return wait
 
     def _step(self, wait: float) -> None:
-        for key, _ in self.sel.select(wait):
-            if key.data == "exit":
-                self.sel.unregister(key.fd)
-            elif key.data is None:
-                self._feed(key.fd)
-            else:
-                self._drain(key.fd, key.data)
+        for fd, _ in self.poller.poll(wait * 1e3):
+            handler = self.handlers.get(fd)
+            if handler == "exit":
+                self._unwatch(fd)
+            elif handler == "stdin":
+                self._feed(fd)
+            elif isinstance(handler, Capture):
+                self._drain(fd, handler)
 
     def _feed(self, fd: int) -> None:
         try:
@@ -293,7 +307,7 @@ class Pump:
         except OSError:
             self.pending = self.pending[:0]
         if not self.pending:
-            self.sel.unregister(fd)
+            self._unwatch(fd)
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
 
@@ -302,13 +316,15 @@ class Pump:
             chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
             return
+        if len(chunk) == PIPE_SIZE:  # big output: fewer wake-ups with a bigger pipe
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
         if chunk:
             capture.add(chunk)
         else:
-            self.sel.unregister(fd)
+            self._unwatch(fd)
 
     def close(self) -> None:
-        self.sel.close()
         self.proc.close()  # its exit pipe
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:
