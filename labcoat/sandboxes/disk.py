@@ -26,7 +26,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,22 +293,25 @@ class DiskGuard:
     async def watch(self, pending: Awaitable[ExecResult],
                     stop: Callable[[], Awaitable[object]]) -> ExecResult:
         """`pending`'s result; if the limit is reached meanwhile, `stop()` the commands first.
-        A result after the limit was reached carries the message and is not `ok`."""
-        task = asyncio.ensure_future(pending)
+        A result after the limit was reached carries the message and is not `ok`.
+
+        `pending` is awaited right here, not in a task of its own: a command of a millisecond
+        pays for no task and no extra turns of the event loop. The checks run on a timer, each in
+        a task, while it runs."""
+        checks = _Every(POLL_S, lambda: self._stop_if_full(stop))
         try:
-            while not task.done():
-                await asyncio.wait({task}, timeout=POLL_S)
-                if not task.done() and await self._check():
-                    await stop()
+            result = await pending
         except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):  # let it unwind: nothing left pending
-                await task
+            await checks.close(cancel=True)
             raise
-        result = task.result()
+        await checks.close(cancel=False)  # a check that is stopping the commands finishes first
         if self.exceeded or await self._check():
             return self._marked(result)
         return result
+
+    async def _stop_if_full(self, stop: Callable[[], Awaitable[object]]) -> None:
+        if await self._check():
+            await stop()
 
     async def _check(self) -> bool:
         full = self.full() if self.hard else await asyncio.to_thread(self.full)
@@ -326,3 +329,30 @@ class DiskGuard:
             return None
         return ExecResult(returncode=1, disk_full=True, stderr=f"[labcoat: not run: "
                                                                 f"{self.exceeded}]")
+
+
+class _Every:
+    """Starts `check()` in a task every `period` seconds (never two at once) until closed."""
+
+    def __init__(self, period: float, check: Callable[[], Coroutine[object, object, None]],
+                 ) -> None:
+        self.loop, self.period, self.check = asyncio.get_running_loop(), period, check
+        self.task: asyncio.Task[None] | None = None
+        self.timer = self.loop.call_later(period, self._tick)
+
+    def _tick(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self.check())
+        self.timer = self.loop.call_later(self.period, self._tick)
+
+    async def close(self, *, cancel: bool) -> None:
+        """No more checks; the one running is cancelled (`cancel`) or awaited (its error too)."""
+        self.timer.cancel()
+        if self.task is None:
+            return
+        if cancel:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):  # let it unwind: nothing left pending
+                await self.task
+        else:
+            await self.task
