@@ -135,18 +135,15 @@ _oom_fd: "list[int]" = []  # the cgroup file found first, kept open: read twice 
 
 def oom_count() -> int:
     """The cgroup's count of OOM kills so far (-1: no cgroup file tells)."""
-    if not _oom_fd:
-        for path in OOM_FILES:
-            with contextlib.suppress(OSError):
-                _oom_fd.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-                break
-        else:
-            return -1
+    for path in OOM_FILES if not _oom_fd else ():
+        with contextlib.suppress(OSError):
+            _oom_fd.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            break
     try:
         text = os.pread(_oom_fd[0], 4096, 0)  # cgroup files are regenerated at each read
         start = text.index(b"oom_kill ")
         return int(text[start + 9 : text.index(b"\n", start)])
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):  # IndexError: no cgroup file tells
         return -1
 
 
@@ -236,11 +233,10 @@ def spawn(req: Request, marker: bytes, has_stdin: bool) -> "Child":
     return SPAWNER.start_command(req["argv"], env, req.get("cwd") or "/", has_stdin)
 
 
-PIPE_SIZE = 1 << 16  # what a pipe holds by default: a read this long found it full
-
-
 class Pump:
     """Moves stdin in and both streams out of one process until it exits (or the deadline)."""
+
+    PIPE_SIZE = 1 << 16  # what a pipe holds by default: a read this long found it full
 
     def __init__(self, proc: "Child", cap: int, stdin_data: bytes | None) -> None:
         self.proc, self.poller = proc, select.poll()
@@ -281,12 +277,8 @@ class Pump:
         return any(isinstance(handler, Capture) for handler in self.handlers.values())
 
     def _wait_s(self, now: float, deadline: float | None, exited_at: float | None) -> float:
-        wait = 1.0
-        if exited_at is not None:
-            wait = min(wait, DRAIN_S)
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - now))
-        return wait
+        wait = 1.0 if exited_at is None else DRAIN_S
+        return wait if deadline is None else min(wait, max(0.0, deadline - now))
 
     def _step(self, wait: float) -> None:
         for fd, _ in self.poller.poll(wait * 1e3):
@@ -308,15 +300,14 @@ class Pump:
             self.pending = self.pending[:0]
         if not self.pending:
             self._unwatch(fd)
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
+            self.proc.stdin.close()  # type: ignore[union-attr]  # fed only when there is one
 
     def _drain(self, fd: int, capture: Capture) -> None:
         try:
             chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
             return
-        if len(chunk) == PIPE_SIZE:  # big output: fewer wake-ups with a bigger pipe
+        if len(chunk) == self.PIPE_SIZE:  # big output: fewer wake-ups with a bigger pipe
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
         if chunk:
