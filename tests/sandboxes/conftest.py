@@ -20,21 +20,22 @@ from tests.cluster.fixtures import _host_network, _ray_cluster_stopped  # noqa: 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
 
-def ray_provider(run_id: str) -> Any:
+def ray_provider(run_id: str, direct_line: bool = True) -> Any:
     """A `RayProvider` on the shared local two-node cluster (started on first use, in a network
     namespace of its own: see tests/cluster/local.py)."""
     from labcoat.sandboxes.ray import RayProvider
     from tests.cluster import shared
 
-    return RayProvider(run_id, address=shared.enter().address)
+    return RayProvider(run_id, address=shared.enter().address, direct_line=direct_line)
 
 
 BACKENDS: dict[str, Callable[[str], Any]] = {
     "docker": lambda run_id: DockerProvider(run_id),
     "docker-exec": lambda run_id: DockerProvider(run_id, exec_channel=False),
-    "ray": ray_provider,
+    "ray": ray_provider,  # commands on each sandbox's direct line
+    "ray-calls": lambda run_id: ray_provider(run_id, direct_line=False),  # as Ray calls
 }
-RAY_BACKENDS = frozenset({"ray"})
+RAY_BACKENDS = frozenset({"ray", "ray-calls"})
 """Backends that need the local Ray cluster: marked `ray` (`-m "not ray"` leaves them out, and
 the cluster is started only when one of them runs)."""
 

@@ -19,6 +19,7 @@ container mounts read-only: no shared filesystem is assumed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import tempfile
@@ -28,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from labcoat.errors import SandboxUnavailable
 from labcoat.sandboxes import files
-from labcoat.sandboxes.base import Mount, SandboxSpec
-from labcoat.sandboxes.ray import wire
+from labcoat.sandboxes.base import ExecResult, Mount, SandboxSpec
+from labcoat.sandboxes.ray import direct, wire
 
 if TYPE_CHECKING:
     from labcoat.sandboxes._sandbox import DockerSandbox
     from labcoat.sandboxes.docker import DockerProvider
+
+log = logging.getLogger(__name__)
 
 TRUSTED_CAP = 1 << 40
 """Per-file cap for what the driver sends (its own workspace and grader): a bound, not a policy."""
@@ -85,6 +88,8 @@ class SandboxHost:
         self.node = this_node()
         self.provider: DockerProvider | None = None
         self.box: DockerSandbox | None = None
+        self.line: direct.Server | None = None
+        """The open sandbox's direct line for commands (`direct.py`)."""
         self.run_id = ""
         """The run whose sandboxes this actor hosts (a sandbox of another run gets a fresh
         provider)."""
@@ -108,8 +113,24 @@ class SandboxHost:
             self.box = await provider.create_cold(checked)
         else:
             self.box = await provider.create(checked)
+        self.line = await self._open_line(self.box)
         return wire.Opened(id=self.box.id, name=self.box.name, scratch=str(self.box.scratch),
-                           gpu_ids=checked.gpu_ids, node=self.node)
+                           gpu_ids=checked.gpu_ids, node=self.node,
+                           line=self.line.address() if self.line is not None else None)
+
+    async def _open_line(self, box: DockerSandbox) -> direct.Server | None:
+        """Listen for `box`'s commands on the address Ray reaches this node by (None when that
+        fails: the driver then sends them as Ray calls)."""
+
+        async def run(call: direct.ExecCall, stdin: bytes | None) -> ExecResult:
+            return await box.exec(call.argv, cwd=call.cwd, env=call.env,
+                                  timeout_s=call.timeout_s, stdin=stdin)
+
+        try:
+            return await direct.Server.start(self.node.address or "127.0.0.1", run)
+        except OSError as err:
+            log.info("node %s: no direct line for %s (%s)", self.node.name, box.name, err)
+            return None
 
     async def _provider(self, run_id: str) -> DockerProvider:
         from labcoat.sandboxes.docker import DockerProvider
@@ -185,6 +206,9 @@ class SandboxHost:
     async def close(self) -> None:
         """Remove the sandbox's container and its mounts (idempotent)."""
         box, self.box = self.box, None
+        line, self.line = self.line, None
+        if line is not None:
+            await line.close()
         if box is not None:
             await box.aclose()
         for old in self.transfer.glob("mount-*"):

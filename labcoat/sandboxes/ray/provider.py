@@ -57,8 +57,10 @@ class RayProvider:
 
     def __init__(self, run_id: str | None = None, *, address: str = "auto",
                  image: str | None = None, pool_size: int = 0, idle_s: float = IDLE_S,
-                 on_node_lost: nd.OnNodeLost | None = None) -> None:
+                 on_node_lost: nd.OnNodeLost | None = None, direct_line: bool = True) -> None:
         self.run_id, self.address, self.image, self.idle_s = run_id, address, image, idle_s
+        self.direct_line = direct_line
+        """Send commands on each sandbox's direct line (`direct.py`); False: as Ray calls."""
         self.warm = pool_size > 0
         """Idle actors keep a container of their shape started (like the local warm pool)."""
         self.nodes = nd.Nodes(labcoat.__version__, on_node_lost)
@@ -108,8 +110,10 @@ class RayProvider:
             except BaseException:
                 await asyncio.shield(self._end(actor))
                 raise
-        box = RaySandbox(found[0], wire.Opened.model_validate(found[1]), spec, self.nodes,
-                         self._closed)
+        opened = wire.Opened.model_validate(found[1])
+        if not self.direct_line:
+            opened = opened.model_copy(update={"line": None})
+        box = RaySandbox(found[0], opened, spec, self.nodes, self._closed)
         self._live.add(box)
         self._placed[spec.subtask_id] = box.node.name
         return box

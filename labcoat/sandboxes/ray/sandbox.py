@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 from labcoat.errors import SandboxUnavailable, first_line
 from labcoat.sandboxes import files
 from labcoat.sandboxes.base import ExecResult, SandboxSpec
-from labcoat.sandboxes.ray import wire
+from labcoat.sandboxes.ray import direct, wire
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
@@ -65,6 +65,9 @@ class RaySandbox:
         """The folder behind /workspace on the node (on the node's disk, not necessarily
         this machine's)."""
         self.closed = False
+        self._line_at = opened.line
+        self._line: direct.Line | None = None  # opened at the first command
+        self._line_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RaySandbox({self.name} on {self.node.name})"
@@ -75,33 +78,62 @@ class RaySandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _call(self, method: str, *args: Any, what: str,
-                    timeout_s: float | None = FILE_CALL_S) -> Any:
+    def _check_open(self) -> None:
         if self.closed or not _connected():
             raise SandboxUnavailable(f"sandbox {self.name} is closed (or labcoat left the "
                                      "cluster)")
+
+    async def _call(self, method: str, *args: Any, what: str,
+                    timeout_s: float | None = FILE_CALL_S) -> Any:
+        self._check_open()
         ref = getattr(self.actor, method).remote(*args)
         try:
             return await asyncio.wait_for(awaited(ref), timeout_s)
         except infrastructure_errors() as err:
-            why = await self.faults.lost(self.node, self.spec, err)
-            raise SandboxUnavailable(
-                f"sandbox {self.name} on node {self.node.name}: {what} was interrupted because "
-                f"{why}; its outcome is unknown. This is an infrastructure failure, not the "
-                "task's: retry in a new sandbox (Ray places it on a node that is up)") from None
+            raise await self._interrupted(what, err) from None
         except Exception as err:
             raise _unwrapped(err, self.node) from None
+
+    async def _interrupted(self, what: str, err: BaseException) -> SandboxUnavailable:
+        why = await self.faults.lost(self.node, self.spec, err)
+        return SandboxUnavailable(
+            f"sandbox {self.name} on node {self.node.name}: {what} was interrupted because "
+            f"{why}; its outcome is unknown. This is an infrastructure failure, not the "
+            "task's: retry in a new sandbox (Ray places it on a node that is up)")
 
     async def exec(self, cmd: str | Sequence[str], *, cwd: str | None = None,
                    env: Mapping[str, str] | None = None, timeout_s: float | None = None,
                    stdin: bytes | str | None = None) -> ExecResult:
-        """Run `cmd` on the node's sandbox; the same contract as `DockerSandbox.exec`."""
+        """Run `cmd` on the node's sandbox; the same contract as `DockerSandbox.exec`. Sent on
+        the sandbox's direct line when there is one, else as a Ray call."""
         argv: str | list[str] = cmd if isinstance(cmd, str) else list(cmd)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         backstop = None if timeout_s is None else timeout_s + CALL_GRACE_S
-        reply = await self._call("exec", argv, cwd, dict(env or {}), timeout_s, data,
-                                 what="the command", timeout_s=backstop)
-        return ExecResult.model_validate(reply)
+        line = await self._line_up()
+        if line is None:
+            reply = await self._call("exec", argv, cwd, dict(env or {}), timeout_s, data,
+                                     what="the command", timeout_s=backstop)
+            return ExecResult.model_validate(reply)
+        self._check_open()
+        call: dict[str, object] = {"argv": argv, "cwd": cwd, "env": dict(env or {}),
+                                   "timeout_s": timeout_s}
+        try:
+            return await line.exec(call, data, backstop)
+        except (ConnectionError, TimeoutError) as err:
+            raise await self._interrupted("the command", err) from None
+        except RuntimeError as err:  # the node's sandbox failed it (its container died)
+            said = str(err).removeprefix(f"{SandboxUnavailable.__name__}: ")
+            raise SandboxUnavailable(f"on node {self.node.name}: {said}") from None
+
+    async def _line_up(self) -> direct.Line | None:
+        """The direct line, opened at the first command (None: use Ray calls)."""
+        async with self._line_lock:
+            if self._line is None and self._line_at is not None and not self.closed:
+                at, self._line_at = self._line_at, None  # tried once
+                self._line = await direct.Line.open(
+                    at, max_reply=4 * self.spec.output_cap_bytes + (1 << 16),
+                    where=f"sandbox {self.name} on node {self.node.name}")
+        return self._line
 
     async def read_file(self, path: str, *, max_bytes: int = 10 * 1024 * 1024) -> bytes:
         data = await self._call("read_file", path, max_bytes, what=f"read of {path}")
@@ -138,6 +170,8 @@ class RaySandbox:
         if self.closed:
             return
         healthy = False
+        if self._line is not None:
+            await self._line.aclose()
         try:
             await self._call("close", what="closing the sandbox")
             healthy = True

@@ -50,6 +50,17 @@ class NodeInfo(BaseModel):
     """The node's IP address as Ray knows it."""
 
 
+class LineAddress(BaseModel):
+    """Where the driver reaches a sandbox's direct line for commands (`direct.py`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    port: int = Field(gt=0, lt=65536)
+    token: str = Field(repr=False, min_length=32)
+    """What a connection must show first; whoever has it can run commands in the sandbox."""
+
+
 class Opened(BaseModel):
     """A sandbox a node has started for a spec."""
 
@@ -64,6 +75,8 @@ class Opened(BaseModel):
     gpu_ids: tuple[str, ...] = ()
     """The GPU device ids Ray gave the sandbox's actor on its node."""
     node: NodeInfo
+    line: LineAddress | None = None
+    """The sandbox's direct line for commands; None: commands go through Ray calls."""
 
 
 def digest(data: bytes) -> str:
