@@ -14,7 +14,7 @@ import pytest
 
 from labcoat.sandboxes import DockerProvider
 from labcoat.sandboxes.base import ExecResult
-from labcoat.sandboxes.ray.direct import ExecCall, Line, Server
+from labcoat.sandboxes.ray.direct import ExecCall, Line, Server, reply_bound
 from labcoat.sandboxes.ray.wire import LineAddress
 
 from .conftest import new_run_id
@@ -39,32 +39,35 @@ def serve(box: Any) -> Any:
     return Server.start("127.0.0.1", run_call)
 
 
-async def open_line(server: Server) -> Line:
-    line = await Line.open(server.address(), max_reply=1 << 20, where="test")
+async def open_line(server: Server, output_cap: int) -> Line:
+    line = await Line.open(server.address(), max_reply=reply_bound(output_cap), where="test")
     assert line is not None
     return line
 
 
 def test_a_command_on_the_line_is_the_sandboxs_own(run: Any, box: Any) -> None:
-    async def scenario() -> tuple[ExecResult, ExecResult, ExecResult]:
+    async def scenario() -> tuple[ExecResult, ExecResult, ExecResult, ExecResult]:
         server = await serve(box)
-        line = await open_line(server)
+        line = await open_line(server, box.spec.output_cap_bytes)
         try:
             script = {"argv": "cat; printf '\\033[2J\\377' >&2; echo \"$X in $PWD\"; exit 3",
                       "cwd": "/tmp", "env": {"X": "hello"}, "timeout_s": 30}
             shown = await line.exec(script, b"from stdin\n", None)
             late = await line.exec({"argv": ["sleep", "5"], "timeout_s": 0.5}, None, 30)
             empty = await line.exec({"argv": ["cat"]}, b"", 30)
-            return shown, late, empty
+            flood = {"argv": "f() { head -c 3000000 /dev/zero | tr '\\0' '\\377'; }; f; f >&2"}
+            worst = await line.exec(flood, None, 60)  # every byte comes back 3 bytes long
+            return shown, late, empty, worst
         finally:
             await line.aclose()
             await server.close()
 
-    shown, late, empty = run(scenario())
+    shown, late, empty, worst = run(scenario())
     assert shown.returncode == 3 and shown.stdout == "from stdin\nhello in /tmp\n"
     assert shown.stderr == "\x1b[2J\ufffd"  # raw bytes of the command, decoded as everywhere
     assert late.timed_out and not late.ok
     assert empty.returncode == 0 and empty.stdout == ""
+    assert worst.returncode == 0 and worst.truncated and worst.stderr.startswith("\ufffd" * 100)
 
 
 def test_a_connection_without_the_token_is_closed_unanswered(run: Any, box: Any) -> None:
@@ -95,7 +98,7 @@ def test_a_line_that_breaks_fails_the_command_in_flight_at_once(run: Any, box: A
 
     async def scenario() -> tuple[BaseException, float]:
         server = await serve(box)
-        line = await open_line(server)
+        line = await open_line(server, box.spec.output_cap_bytes)
         try:
             pending = asyncio.ensure_future(line.exec({"argv": ["sleep", "60"]}, None, None))
             await asyncio.sleep(0.5)

@@ -63,6 +63,12 @@ class ExecCall(BaseModel):
     stdin: bool = False
 
 
+def reply_bound(output_cap: int) -> int:
+    """The most one reply can carry: each stream keeps `output_cap` bytes at its head and as
+    many at its tail, and a byte that is not UTF-8 comes back as U+FFFD, 3 bytes."""
+    return 2 * 3 * (2 * output_cap + 256) + (1 << 16)
+
+
 Runner = Callable[[ExecCall, "bytes | None"], Awaitable[ExecResult]]
 """Runs one command on the node's sandbox."""
 

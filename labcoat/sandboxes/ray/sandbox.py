@@ -131,7 +131,7 @@ class RaySandbox:
             if self._line is None and self._line_at is not None and not self.closed:
                 at, self._line_at = self._line_at, None  # tried once
                 self._line = await direct.Line.open(
-                    at, max_reply=4 * self.spec.output_cap_bytes + (1 << 16),
+                    at, max_reply=direct.reply_bound(self.spec.output_cap_bytes),
                     where=f"sandbox {self.name} on node {self.node.name}")
         return self._line
 
