@@ -29,7 +29,7 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -173,7 +173,7 @@ class Line:
         writer.write(address.token.encode() + b"\n")
         return cls(reader, writer, max_reply, where)
 
-    async def exec(self, call: dict[str, object], stdin: bytes | None,
+    async def exec(self, call: Mapping[str, object], stdin: bytes | None,
                    timeout_s: float | None) -> ExecResult:
         """Run one command; `ConnectionError` when the line broke (outcome unknown),
         `TimeoutError` past `timeout_s`, `RuntimeError` with the node's words when the
