@@ -6,6 +6,8 @@ Import-light: Ray itself loads only when a provider starts (`pip install 'labcoa
 * `sandbox.py`   RaySandbox: labcoat's side of a sandbox on a node; cluster failures as
                  `SandboxUnavailable`
 * `host.py`      SandboxHost: the actor on the node, wrapping the node's Docker sandbox
+* `direct.py`    each sandbox's direct line for commands (TCP to its actor, token first):
+                 exec without a Ray call
 * `nodes.py`     which nodes may hold sandboxes, what fits, lost nodes; tasks pinned to a node
 * `wire.py`      what crosses the network: pydantic models, archives checked by sha256
 * `address.py`   the forms of `--cluster ADDRESS`; joining with one message when it fails
