@@ -95,10 +95,12 @@ def main() -> None:
     for s in (sock, exits):
         s.set_inheritable(False)  # a command holding one could forge this process's answers
     children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, its exit pipe)
+    poller = select.poll()  # not select(): two descriptors per command may pass 1024
+    poller.register(sock.fileno(), select.POLLIN)
     while True:
-        ready, _, _ = select.select([sock.fileno(), *children], [], [])
-        for fd in ready:
+        for fd, _ in poller.poll():
             if fd != sock.fileno():
+                poller.unregister(fd)
                 pid, told = children.pop(fd)
                 os.close(fd)
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -108,22 +110,26 @@ def main() -> None:
             elif (got := receive(sock)) is None:
                 return
             else:
-                sock.sendall(json.dumps(answer_spawn(*got, children)).encode() + b"\n")
+                answer, pidfd, child = answer_spawn(*got)
+                if child is not None:
+                    children[pidfd] = child
+                    poller.register(pidfd, select.POLLIN)
+                sock.sendall(json.dumps(answer).encode() + b"\n")
 
 
-def answer_spawn(req: dict, fds: list[int], children: dict[int, tuple[int, int]],
-                 ) -> dict[str, object]:
+def answer_spawn(req: dict, fds: list[int],
+                 ) -> "tuple[dict[str, object], int, tuple[int, int] | None]":
+    """The answer, and for a started command its pidfd, pid and exit pipe."""
     if len(fds) != 4:
         for fd in fds:
             os.close(fd)
-        return {"errno": "EINVAL", "error": f"{len(fds)} descriptors came, not 4"}
+        return {"errno": "EINVAL", "error": f"{len(fds)} descriptors came, not 4"}, -1, None
     try:
         pid = spawn(req, fds[:3])
     except OSError as err:
         os.close(fds[3])
-        return {"errno": errno.errorcode.get(err.errno or 0, "EIO"), "error": str(err)}
-    children[os.pidfd_open(pid)] = (pid, fds[3])
-    return {"pid": pid}
+        return {"errno": errno.errorcode.get(err.errno or 0, "EIO"), "error": str(err)}, -1, None
+    return {"pid": pid}, os.pidfd_open(pid), (pid, fds[3])
 
 
 # ---- the client, in the exec agent ---------------------------------------------------------

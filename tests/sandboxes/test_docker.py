@@ -223,6 +223,25 @@ def test_big_output_keeps_host_memory_flat(run: Any, provider: DockerProvider,
     assert grown_mb < 100, f"host memory grew by {grown_mb:.0f} MB for 1 GiB of output"
 
 
+def test_hundreds_of_commands_at_once_in_one_sandbox(run: Any, provider: DockerProvider,
+                                                     make_spec: Any) -> None:
+    """700 commands in flight in one sandbox (parallel tool calls, a sweep): the agent's process
+    starter holds two descriptors per running command, past 1024 at once."""
+    box = run(provider.create(make_spec(provider.run_id, pids_limit=4000, memory_mb=1024)))
+
+    async def burst() -> list[Any]:
+        return list(await asyncio.gather(*(box.exec(["sleep", "2"]) for _ in range(700))))
+
+    try:
+        results = run(burst())
+        after = run(box.exec(["true"]))
+    finally:
+        run(box.aclose())
+    failed = [r for r in results if not r.ok]
+    assert not failed, f"{len(failed)} of 700 failed, e.g. {failed[0].stderr[:200]}"
+    assert after.ok
+
+
 def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
