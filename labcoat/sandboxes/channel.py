@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from requests import Response
 
 from labcoat.sandboxes.execd import MARKER_ENV, Capture
+from labcoat.sandboxes.frames import Frames
 from labcoat.sandboxes.wire import Message, Splitter, request_line
 
 log = logging.getLogger(__name__)
@@ -51,43 +52,39 @@ class ChannelClosed(Exception):
 
 @dataclass
 class ExecSocket:
-    """One engine exec with its hijacked connection as asyncio streams."""
+    """One engine exec with its hijacked connection: a transport and its `Frames`."""
 
     exec_id: str
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport
+    protocol: Frames
     response: Any = None
     """docker-py's HTTP response: held so its connection never goes back to the pool."""
 
-    ended: str = ""
-    """How the output ended: "" while it runs, else what the connection said."""
+    @property
+    def ended(self) -> str:
+        """How the output ended: "" while it runs, else what the connection said."""
+        return self.protocol.ended
 
     async def frames(self) -> AsyncIterator[tuple[int, bytes]]:
         """(stream, payload) until the exec's output ends."""
-        while True:
-            try:
-                header = await self.reader.readexactly(8)
-                payload = await self.reader.readexactly(int.from_bytes(header[4:8], "big"))
-            except asyncio.IncompleteReadError as err:
-                self.ended = f"end of stream ({len(err.partial)} bytes into a frame)"
-                return
-            except ConnectionError as err:
-                self.ended = f"{type(err).__name__}: {err}"
-                return
-            yield header[0], payload
+        while batch := await self.protocol.next_frames():
+            for frame in batch:
+                yield frame
 
     async def send(self, *parts: bytes) -> None:
+        if self.transport.is_closing():
+            raise ConnectionResetError(f"the exec's connection is closed ({self.ended})")
         for part in parts:  # written in one go: concurrent requests never interleave
-            self.writer.write(part)
-        await self.writer.drain()
+            self.transport.write(part)
+        await self.protocol.writable()
 
     def close_stdin(self) -> None:
-        with contextlib.suppress(OSError):
-            self.writer.write_eof()
+        with contextlib.suppress(OSError, RuntimeError):
+            self.transport.write_eof()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.transport.close()
         if self.response is not None:
             response, _raw, sock = self.response
             with contextlib.suppress(OSError):
@@ -107,12 +104,8 @@ async def open_exec(
         _start_exec, client.api, container_id, list(argv), stdin, dict(env or {}), workdir, user
     )
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
-    reader.feed_data(early)  # before the socket's bytes: they come after it on the wire
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return ExecSocket(exec_id, reader, writer, response)
+    transport, protocol = await loop.create_connection(lambda: Frames(early), sock=sock)
+    return ExecSocket(exec_id, transport, protocol, response)
 
 
 def _start_exec(
@@ -165,7 +158,7 @@ class Channel:
         self._splitter = Splitter(max_blob=max_blob)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Message]] = {}
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+        sock.protocol.listen(self._on_frame, self._on_end)
 
     @classmethod
     async def start(cls, client: DockerClient, container_id: str, *, max_blob: int,
@@ -207,27 +200,26 @@ class Channel:
     def stderr_tail(self) -> str:
         return " | ".join(self.agent_stderr) or "no message from the agent"
 
-    async def _read_loop(self) -> None:
-        """Deliver answers until the stream ends. Whatever ends it (EOF, a broken message, a
-        socket error) fails every pending request at once: never a silent hang."""
+    def _on_frame(self, stream: int, payload: bytes) -> None:
+        """Deliver the answers a frame completes. Whatever breaks the stream (a broken message,
+        the agent's output ending) fails every pending request at once: never a silent hang."""
+        if self.closed:
+            return
+        if stream == STDERR:
+            self._note_stderr(payload)
+            return
         try:
-            await self._read_frames()
-            self.agent_stderr.append(f"the agent's output ended: {self.sock.ended}")
-        except Exception as err:
-            # Typically the engine refusing an exec into a container being removed ("OCI
-            # runtime exec failed"); a caller still waiting gets it as ChannelClosed.
-            log.info("exec channel of %s broken: %s", self.container_id[:12], err)
-            self.agent_stderr.append(f"channel broken: {type(err).__name__}: {err}"[:500])
-        finally:
-            self._fail_all()
-
-    async def _read_frames(self) -> None:
-        async for stream, payload in self.sock.frames():
-            if stream == STDERR:
-                self._note_stderr(payload)
-                continue
             for msg in self._splitter.feed(payload):
                 self._deliver(msg)
+        except Exception as err:
+            log.info("exec channel of %s broken: %s", self.container_id[:12], err)
+            self.agent_stderr.append(f"channel broken: {type(err).__name__}: {err}"[:500])
+            self.close_now()
+
+    def _on_end(self, why: str) -> None:
+        if not self.closed:
+            self.agent_stderr.append(f"the agent's output ended: {why}")
+        self._fail_all()
 
     def _note_stderr(self, payload: bytes) -> None:
         text = payload.decode("utf-8", "replace").strip()
@@ -252,12 +244,10 @@ class Channel:
         self.closed = True
         self.sock.close_stdin()
         self.sock.close()
-        self._reader.cancel()
+        self._fail_all()
 
     async def aclose(self) -> None:
         self.close_now()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
 
 
 @dataclass
