@@ -62,7 +62,7 @@ def build_brain(state: RunState, exp: Experiment, registry: RoleRegistry, journa
     if state.brain in SEARCH_BRAINS:
         spaces = role_spaces(registry, exp.spec.roles or [], exp.spec.role_params)
         search = SearchManager(exp, roles, parallel=parallel, role_spaces=spaces,
-                               sampler="random" if state.brain == "random" else "tpe")
+                               sampler="random" if state.brain == "random" else "search")
         return search, no_model, _nothing
     from labcoat.agents.llm.brain import build_llm_brain
 

@@ -1,6 +1,6 @@
 """The search brain's manager: plans each iteration from the log, with no LLM.
 
-Iteration 1 runs the unmodified baseline (reproducer). Every iteration asks Optuna for `parallel`
+Iteration 1 runs the unmodified baseline (reproducer). Every iteration proposes `parallel`
 trials (engineer subtasks) and gives each custom role the manager may use one subtask on the best
 result so far. Review asks the critic to re-grade the leading candidate(s) with new seeds, and,
 when experiment.yaml makes claims, a second reproducer subtask to check them on the baseline's
@@ -30,14 +30,14 @@ class SearchManager:
 
     def __init__(self, experiment: Experiment, roles: Sequence[str], *, parallel: int,
                  role_spaces: Mapping[str, Mapping[str, SearchParam]] | None = None,
-                 sampler: Sampler = "tpe") -> None:
+                 sampler: Sampler = "search") -> None:
         self.experiment = experiment
         self.roles = list(roles)
         self.parallel = parallel
         self.role_spaces = dict(role_spaces or {})
         """Custom roles' parameter spaces (`role_params` over the roles' own `search_space`)."""
         self.sampler: Sampler = sampler
-        """`tpe`, or `random` (the `random` brain: the floor the search brain must beat)."""
+        """`search`, or `random` (the `random` brain: the floor the search brain must beat)."""
 
     async def plan(self, state: RunState, iteration: int) -> Plan:
         subtasks: list[Subtask] = []
@@ -72,7 +72,7 @@ class SearchManager:
         spec = self.experiment.spec
         found = propose(self.role_spaces.get(role, {}), trial_history(state, role),
                         direction=spec.metric.direction, seed=state.seed, iteration=iteration,
-                        n=1, salt=role, sampler=self.sampler)
+                        n=1, salt=role, sampler=self.sampler, baseline=state.baseline)
         params = found[0] if found else {}
         with_ = f" with {show_params(params)}" if params else ""
         return self._subtask(iteration, before, role, start, state.seed,
@@ -84,7 +84,7 @@ class SearchManager:
         spec = self.experiment.spec
         params = propose(spec.search_space, trial_history(state), direction=spec.metric.direction,
                          seed=state.seed, iteration=iteration, n=self.parallel,
-                         sampler=self.sampler)
+                         sampler=self.sampler, baseline=state.baseline)
         out: list[Subtask] = []
         for p in params:
             out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",

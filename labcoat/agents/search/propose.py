@@ -1,48 +1,37 @@
-"""The search brain's proposals: Optuna (seeded TPE) over the experiment's `search_space`.
+"""The search brain's proposals over the experiment's `search_space`, batch by batch.
 
-No study is kept between calls: every proposal rebuilds the study from the trials the log
-records, with a sampler seeded from (run seed, iteration). So a resumed run proposes exactly what
-an uninterrupted one would, and the log stays the only source of truth.
+No state is kept between calls: every proposal is made from the trials the log records, with a
+seed derived from (run seed, iteration). So a resumed run proposes exactly what an uninterrupted
+one would, and the log stays the only source of truth.
 
-Runs are short (a few iterations of a few trials), so two choices are made for small budgets.
-The first batch, with nothing known yet, is a Latin hypercube: every parameter's range is cut
-into as many strata as there are trials and each trial takes a different one (categorical
-choices as distinct as the batch allows), where independent random draws often land two trials
-on the same model or the same corner. After that, TPE models each parameter on its own: the
-multivariate kernel, fitted to one or two good points, kept proposing near them, and over 6
-trials did no better than random search (benchmarks/research_quality.py measures it).
+Runs are short (a few iterations of a few trials), so the brain is built for small budgets. The
+first batch, with nothing known yet, is a Latin hypercube: every parameter's range is cut into
+as many strata as there are trials and each trial takes a different one (categorical choices as
+distinct as the batch allows), where independent random draws often land two trials on the same
+model or the same corner. Later batches choose by expected improvement under a Gaussian process
+fitted to the graded trials and the baseline's grade (`labcoat.agents.search.gp`): Optuna's TPE,
+univariate or not, did no better than random search over 6 trials, and its GP sampler needs
+torch. The `random` brain, the floor the search brain must beat, draws with Optuna's
+RandomSampler from a study rebuilt from the log. benchmarks/search_replay.py compares the two.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import random
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from labcoat.agents.search.space import Trial, value_at
 
 if TYPE_CHECKING:
     import optuna
 
     from labcoat.experiment import SearchParam
 
-STARTUP_TRIALS = 2
-"""Trials before TPE models the space. Small because runs are short: 3 iterations of 2 trials
-with 4 would leave TPE only the last 2. The first batch is the Latin hypercube (`initial_design`);
-a later one that still finds fewer than this many trials in the log is drawn at random."""
-Sampler = Literal["tpe", "random"]
-"""`tpe`: the search brain; `random`: uniform draws, the floor the search brain must beat."""
-SAMPLER_NAMES: dict[str, str] = {"tpe": "Optuna (TPE)", "random": "random"}
-
-
-@dataclass(frozen=True)
-class Trial:
-    """A finished trial: its parameters and its graded value (None when grading failed)."""
-
-    params: Mapping[str, Any]
-    value: float | None
+Sampler = Literal["search", "random"]
+"""`search`: the search brain; `random`: uniform draws, the floor the search brain must beat."""
+SAMPLER_NAMES: dict[str, str] = {"search": "expected-improvement", "random": "random"}
 
 
 def distributions(space: Mapping[str, SearchParam]) -> dict[str, Any]:
@@ -75,19 +64,14 @@ def derived_seed(seed: int, iteration: int, salt: str = "") -> int:
 
 
 def make_sampler(kind: Sampler, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of the `random` brain (the search brain's proposals need none)."""
     import optuna
 
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # multivariate=False said outright: Optuna 5 made the multivariate kernel the default
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
-                                          multivariate=False)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def rebuild_study(space: Mapping[str, SearchParam], history: Sequence[Trial], *,
-                  direction: str, seed: int, sampler: Sampler = "tpe") -> optuna.Study:
+                  direction: str, seed: int, sampler: Sampler = "random") -> optuna.Study:
     """A fresh in-memory study holding `history` as finished trials."""
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -113,20 +97,31 @@ def _fits(params: Mapping[str, Any], dists: Mapping[str, Any]) -> bool:
 
 
 def propose(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direction: str,
-            seed: int, iteration: int, n: int, salt: str = "",
-            sampler: Sampler = "tpe") -> list[dict[str, Any]]:
-    """`n` new parameter sets, deterministic given the history, seed, iteration and salt."""
+            seed: int, iteration: int, n: int, salt: str = "", sampler: Sampler = "search",
+            baseline: float | None = None) -> list[dict[str, Any]]:
+    """`n` new parameter sets, deterministic given the history, seed, iteration and salt.
+    `baseline`: the baseline's grade, what a trial must beat to gain anything (None: not
+    graded yet)."""
     if not space or n <= 0:
         return []
-    if sampler == "tpe" and not history:
-        return initial_design(space, n, seed=derived_seed(seed, iteration, salt))
-    study = rebuild_study(space, history, direction=direction,
-                          seed=derived_seed(seed, iteration, salt), sampler=sampler)
+    derived = derived_seed(seed, iteration, salt)
+    if sampler == "random":
+        return _random(space, history, direction=direction, seed=derived, n=n)
     dists = distributions(space)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TPE warns about independent sampling on some spaces
-        trials = [study.ask(dists) for _ in range(n)]
-    return [_plain(t.params) for t in trials]
+    usable = [t for t in history if _fits(t.params, dists)]
+    if not usable:
+        return initial_design(space, n, seed=derived)
+    from labcoat.agents.search.gp import propose_gp
+
+    return [_plain(p) for p in propose_gp(space, usable, direction=direction,
+                                          baseline=baseline, seed=derived, n=n)]
+
+
+def _random(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direction: str,
+            seed: int, n: int) -> list[dict[str, Any]]:
+    study = rebuild_study(space, history, direction=direction, seed=seed)
+    dists = distributions(space)
+    return [_plain(study.ask(dists).params) for _ in range(n)]
 
 
 def initial_design(space: Mapping[str, SearchParam], n: int, *,
@@ -144,24 +139,10 @@ def initial_design(space: Mapping[str, SearchParam], n: int, *,
             values = [p.choices[i] for i in [i for r in rounds for i in r][:n]]
         else:
             strata = rng.sample(range(n), n)
-            values = [_at(p, (k + rng.random()) / n) for k in strata]
+            values = [value_at(p, (k + rng.random()) / n) for k in strata]
         for params, value in zip(sets, values, strict=True):
             params[name] = value
     return sets
-
-
-def _at(p: SearchParam, u: float) -> float | int:
-    """The value a fraction `u` (0..1) of the way along a numeric parameter's range."""
-    if p.type == "categorical":
-        raise ValueError("a categorical parameter has no range")
-    if p.type == "log_float":
-        return math.exp(math.log(p.low) + u * (math.log(p.high) - math.log(p.low)))
-    step = p.step
-    if step is None:
-        return p.low + u * (p.high - p.low)
-    count = int((p.high - p.low) // step) + 1  # grid points, both ends included
-    value = p.low + min(int(u * count), count - 1) * step
-    return value if p.type == "int" else float(value)
 
 
 def show_params(params: Mapping[str, Any]) -> str:
