@@ -28,6 +28,10 @@ and over every triple of seeds how often the search brain's median beats random 
 (what research_quality.py would conclude on 3 seeds); ties count half.
 
     .venv/bin/python benchmarks/search_replay.py [--seeds 60] [--only digits] [--cache FILE]
+        [--runs] [--reference]
+
+`--reference` adds random search with twice the trials (3 batches of 4) against random search:
+the scale of what a better search can hope for (its "search" figures are the doubled budget's).
 
 digits needs Docker and the sandbox image (a few minutes the first time; `--cache` keeps the
 grades between invocations); the synthetic objectives run in seconds.
@@ -176,9 +180,10 @@ class Synthetic:
 
 def to_unit(p: dict[str, Any], value: float) -> float:
     """A numeric value as a fraction of its parameter's range (log_float on its log scale)."""
+    low, high = float(p["low"]), float(p["high"])
     if p["type"] == "log_float":
-        return math.log(value / p["low"]) / math.log(p["high"] / p["low"])
-    return (value - p["low"]) / (p["high"] - p["low"])
+        return math.log(value / low) / math.log(high / low)
+    return (value - low) / (high - low)
 
 
 def from_unit(p: dict[str, Any], u: float) -> float | int:
@@ -188,7 +193,7 @@ def from_unit(p: dict[str, Any], u: float) -> float | int:
     return round(value) if p["type"] == "int" else float(value)
 
 
-SYNTH_SPACE = {
+SYNTH_SPACE: dict[str, dict[str, Any]] = {
     "kind": {"type": "categorical", "choices": ["a", "b", "c", "d"]},
     "lr": {"type": "log_float", "low": 1e-5, "high": 1e-1},
     "width": {"type": "int", "low": 8, "high": 512},
@@ -313,16 +318,17 @@ def zoo(rng: random.Random) -> Instance:
 class Replay:
     """One run's log and manager, planned and graded iteration by iteration."""
 
-    def __init__(self, exp: Experiment, brain: str, seed: int, folder: Path) -> None:
+    def __init__(self, exp: Experiment, brain: str, seed: int, folder: Path,
+                 parallel: int = PARALLEL) -> None:
         self.seed = seed
         self.journal = Journal.open(folder, f"replay-{brain}-{seed}", create=True)
         self.journal.append(
-            "run_started", config={"max_iterations": ITERATIONS, "parallel": PARALLEL,
+            "run_started", config={"max_iterations": ITERATIONS, "parallel": parallel,
                                    "patience": 0, "pipeline_depth": 1},
             experiment=exp.spec.model_dump(mode="json"), experiment_dir=str(exp.dir),
             experiment_hash="e" * 64, grader_hash="g" * 64, labcoat_version="replay",
             seed=seed, brain=brain, base_commit="0" * 40)
-        self.manager = SearchManager(exp, ROLES, parallel=PARALLEL,
+        self.manager = SearchManager(exp, ROLES, parallel=parallel,
                                      sampler="random" if brain == "random" else "search")
 
     def plan(self, iteration: int) -> list[Job]:
@@ -355,10 +361,11 @@ class Replay:
         return round(sign * (state.best.metric - state.baseline), 6)
 
 
-def replay(obj: Objective, brain: str, seeds: Sequence[int], root: Path) -> list[float]:
+def replay(obj: Objective, brain: str, seeds: Sequence[int], root: Path,
+           parallel: int = PARALLEL) -> list[float]:
     """Every seed's run, in lockstep (one grading batch per iteration), as improvements."""
-    runs = [Replay(obj.experiment(seed, root), brain, seed, root / f"{obj.name}-{brain}-{seed}")
-            for seed in seeds]
+    runs = [Replay(obj.experiment(seed, root), brain, seed,
+                   root / f"{obj.name}-{brain}-{parallel}-{seed}", parallel) for seed in seeds]
     for iteration in range(1, ITERATIONS + 1):
         plans = [r.plan(iteration) for r in runs]
         grades = iter(obj.grade([job for jobs in plans for job in jobs]))
@@ -414,6 +421,8 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="digits, needle, bowl, cliff or zoo")
     parser.add_argument("--cache", type=Path, help="a JSON file keeping digits' grades")
     parser.add_argument("--runs", action="store_true", help="every run's improvement too")
+    parser.add_argument("--reference", action="store_true",
+                        help="also random search with twice the trials against random search")
     args = parser.parse_args()
     seeds = range(args.seeds)
     results = []
@@ -422,6 +431,9 @@ def main() -> None:
             got = {b: replay(obj, b, seeds, Path(tmp)) for b in BRAINS}
             results.append({"objective": obj.name, **compare(got["search"], got["random"]),
                             **({"runs": got} if args.runs else {})})
+            if args.reference:  # what doubling random search's budget buys, for scale
+                twice = replay(obj, "random", seeds, Path(tmp), 2 * PARALLEL)
+                results[-1]["random_x2_vs_random"] = compare(twice, got["random"])
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     json.dump({"iterations": ITERATIONS, "parallel": PARALLEL, "seeds": args.seeds,
                "objectives": results}, sys.stdout, indent=2)
