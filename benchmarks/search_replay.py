@@ -159,6 +159,8 @@ class Synthetic:
 
     def __init__(self, name: str, direction: str, family: Family) -> None:
         self.name, self.direction, self.family = name, direction, family
+        self.defaults = False
+        """Whether the spec declares the baseline's values (each parameter's `default`)."""
 
     def instance(self, seed: int) -> Instance:
         return self.family(random.Random(f"{self.name}:{seed}"))
@@ -167,8 +169,14 @@ class Synthetic:
         spec = ExperimentSpec.model_validate({
             "name": self.name, "goal": "replay", "run": "true", "evaluate": "true",
             "roles": ROLES, "metric": {"name": "score", "direction": self.direction},
-            "search_space": self.instance(seed).space})
+            "search_space": self.space(seed)})
         return Experiment(spec=spec, dir=root, spec_path=root / "experiment.yaml")
+
+    def space(self, seed: int) -> dict[str, dict[str, Any]]:
+        inst = self.instance(seed)
+        if not self.defaults:
+            return inst.space
+        return {k: {**p, "default": inst.default[k]} for k, p in inst.space.items()}
 
     def grade(self, jobs: Sequence[Job]) -> list[float | None]:
         out = []
@@ -423,11 +431,15 @@ def main() -> None:
     parser.add_argument("--runs", action="store_true", help="every run's improvement too")
     parser.add_argument("--reference", action="store_true",
                         help="also random search with twice the trials against random search")
+    parser.add_argument("--defaults", action="store_true",
+                        help="the synthetic spaces declare the baseline's values (`default`)")
     args = parser.parse_args()
     seeds = range(args.seeds)
     results = []
     with tempfile.TemporaryDirectory(prefix="labcoat-replay-") as tmp:
         for obj in objectives(args.only, args.cache):
+            if isinstance(obj, Synthetic):
+                obj.defaults = args.defaults
             got = {b: replay(obj, b, seeds, Path(tmp)) for b in BRAINS}
             results.append({"objective": obj.name, **compare(got["search"], got["random"]),
                             **({"runs": got} if args.runs else {})})

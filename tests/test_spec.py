@@ -21,7 +21,13 @@ from labcoat.experiment import (
     parse_memory,
     trial_env,
 )
-from labcoat.experiment.spec import CategoricalParam, IntParam, LogFloatParam
+from labcoat.experiment.spec import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    LogFloatParam,
+    baseline_params,
+)
 from labcoat.orchestrator.sandboxing import image_of, sandbox_spec
 from labcoat.sandboxes.image import default_image
 
@@ -161,6 +167,30 @@ search_space:
            "environment variable" in msg
     assert "e.g. 'learning_rate'" in msg
     assert "parameters 'lr' and 'LR' both become LABCOAT_PARAM_LR" in msg
+
+
+def test_search_space_defaults_say_where_the_baseline_lies(tmp_path: Path) -> None:
+    """`default` per parameter: the baseline's values (a number may lie outside the range);
+    only a space where every parameter has one yields the baseline's point; a categorical
+    default must be one of the choices, a log-scale one above 0."""
+    root = make_experiment(tmp_path / "ok", MINIMAL + """\
+search_space:
+  model: {type: categorical, choices: [a, b], default: b}
+  C: {type: log_float, low: 0.001, high: 10, default: 1.0}
+  depth: {type: int, low: 2, high: 24, default: 32}
+""")
+    space = load_experiment(root).spec.search_space
+    assert baseline_params(space) == {"model": "b", "C": 1.0, "depth": 32}
+    assert baseline_params({k: v for k, v in space.items() if k != "C"}) is not None
+    assert baseline_params({**space, "x": FloatParam(type="float", low=0, high=1)}) is None
+    bad = make_experiment(tmp_path / "bad", MINIMAL + """\
+search_space:
+  model: {type: categorical, choices: [a, b], default: c}
+  C: {type: log_float, low: 0.001, high: 10, default: 0}
+""")
+    msg = spec_error(bad)
+    assert "search_space.model: default 'c' is not one of the choices ['a', 'b']" in msg
+    assert "search_space.C.log_float.default" in msg or "search_space.C.default" in msg
 
 
 def test_missing_workspace_is_reported_with_other_problems(tmp_path: Path) -> None:

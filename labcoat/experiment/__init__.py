@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         MetricSpec,
         ResourcesSpec,
         SearchParam,
+        baseline_params,
     )
 
 _LAZY = {
@@ -71,6 +72,7 @@ _LAZY = {
     "MetricSpec": "labcoat.experiment.spec",
     "ResourcesSpec": "labcoat.experiment.spec",
     "SearchParam": "labcoat.experiment.spec",
+    "baseline_params": "labcoat.experiment.spec",
 }
 
 __all__ = [
@@ -85,6 +87,7 @@ __all__ = [
     "ResourcesSpec",
     "RoleFile",
     "SearchParam",
+    "baseline_params",
     "beats",
     "best_value",
     "experiment_from_log",

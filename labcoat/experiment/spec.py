@@ -86,6 +86,10 @@ class FloatParam(_Strict):
     """Largest value."""
     step: float | None = Field(None, gt=0)
     """Grid step; None for a continuous range."""
+    default: float | None = None
+    """The value the workspace uses when no trial sets it (what the baseline runs); may lie
+    outside the range. When every parameter has one, the search brain counts the baseline's
+    grade as a trial at these values."""
 
     @model_validator(mode="after")
     def _range(self) -> FloatParam:
@@ -102,6 +106,10 @@ class LogFloatParam(_Strict):
     """Smallest value; must be above 0."""
     high: float
     """Largest value."""
+    default: float | None = Field(None, gt=0)
+    """The value the workspace uses when no trial sets it (what the baseline runs); may lie
+    outside the range. When every parameter has one, the search brain counts the baseline's
+    grade as a trial at these values."""
 
     @model_validator(mode="after")
     def _range(self) -> LogFloatParam:
@@ -123,6 +131,10 @@ class IntParam(_Strict):
     """Largest value."""
     step: int = Field(1, ge=1)
     """Grid step."""
+    default: int | None = None
+    """The value the workspace uses when no trial sets it (what the baseline runs); may lie
+    outside the range. When every parameter has one, the search brain counts the baseline's
+    grade as a trial at these values."""
 
     @model_validator(mode="after")
     def _range(self) -> IntParam:
@@ -137,12 +149,19 @@ class CategoricalParam(_Strict):
     """Parameter kind."""
     choices: list[Choice] = Field(min_length=1)
     """The values to choose from (strings, numbers, booleans); no duplicates."""
+    default: Choice = None
+    """The choice the workspace uses when no trial sets it (what the baseline runs), one of
+    `choices`. When every parameter has a default, the search brain counts the baseline's
+    grade as a trial at these values."""
 
     @model_validator(mode="after")
     def _unique(self) -> CategoricalParam:
         seen = [json.dumps(c) for c in self.choices]
         if len(set(seen)) != len(seen):
             raise ValueError(f"choices {self.choices} repeat a value; fix: list each once")
+        if self.default is not None and json.dumps(self.default) not in seen:
+            raise ValueError(f"default {self.default!r} is not one of the choices "
+                             f"{self.choices}; fix: name one of them, or drop `default`")
         return self
 
 
@@ -151,6 +170,14 @@ SearchParam = Annotated[
 ]
 SearchSpace = dict[ParamName, SearchParam]
 """`{param: space}`: a search space (experiment.yaml's `search_space`, a role's own)."""
+
+
+def baseline_params(space: dict[str, SearchParam]) -> dict[str, object] | None:
+    """The point the baseline runs when every parameter of `space` declares a `default`,
+    else None (a categorical default of None counts as none)."""
+    if not space or any(p.default is None for p in space.values()):
+        return None
+    return {name: p.default for name, p in space.items()}
 PARAM_TYPES: dict[str, type[_Strict]] = {
     "float": FloatParam, "log_float": LogFloatParam, "int": IntParam,
     "categorical": CategoricalParam,

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from labcoat.agents.manager import Plan
 from labcoat.agents.search import SearchManager, Trial, propose
-from labcoat.agents.search.gp import targets
+from labcoat.agents.search.gp import blocks_of, encode, kernel, matern, targets
 from labcoat.agents.search.propose import Sampler
 from labcoat.experiment import Experiment, SearchParam, load_experiment
 from labcoat.log import Journal, RunState, load_state
@@ -227,3 +228,33 @@ def test_proposals_are_valid_and_repeatable_on_every_kind_of_parameter() -> None
                             baseline=1.5)
     assert later != propose(space, history, direction="minimize", seed=5, iteration=2, n=3,
                             baseline=1.5)
+
+
+def test_a_declared_baseline_is_a_trial_the_next_batch_builds_on(tmp_path: Path) -> None:
+    """When every parameter declares its `default`, the baseline's grade counts as a trial at
+    those values: the same log plans a different second batch than it does without them (and
+    the same one again when replanned from the file, as after a resume)."""
+    defaults = {"model": "b", "C": 1.0, "depth": 30, "x": 0.5, "frac": 0.5}
+    declared = {k: {**v, "default": defaults[k]} for k, v in SPACE.items()}
+    later = []
+    for name, space in (("plain", SPACE), ("declared", declared)):
+        exp = load_experiment(make_experiment(tmp_path / f"toy-{name}", search_space=space))
+        with new_run(tmp_path / name, exp, seed=3) as journal:
+            grade_plan(journal, plan(exp, journal.state, 1), lambda x: 1 - abs(x - 0.5))
+            second = plan(exp, journal.state, 2)
+        assert second == plan(exp, load_state(tmp_path / name), 2)
+        assert all(valid(p) for p in params(second))
+        later.append(params(second))
+    assert later[0] != later[1]
+
+
+def test_one_change_from_a_point_keeps_it_close() -> None:
+    """Half the kernel is a sum over parameters, so a point that differs from another in one
+    of three parameters (here a categorical choice) stays well correlated with it; the full
+    kernel alone would make them strangers."""
+    space = space_of({"kind": {"type": "categorical", "choices": ["a", "b"]},
+                      "x": {"type": "float", "low": 0.0, "high": 1.0},
+                      "y": {"type": "float", "low": 0.0, "high": 1.0}})
+    a, b = (np.array([encode(space, {"kind": k, "x": 0.5, "y": 0.5})]) for k in "ab")
+    assert kernel(a, b, blocks_of(space))[0, 0] > 0.3
+    assert matern(a, b)[0, 0] < 0.05

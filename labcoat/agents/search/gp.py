@@ -1,11 +1,16 @@
 """The search brain's later batches: expected improvement under a Gaussian process.
 
-After the first batch a run knows a few graded trials and its baseline's grade. A Gaussian
+After the first batch a run knows a few graded trials and its baseline's grade (and, when
+every parameter declares its `default`, where the baseline lies: one more trial). A Gaussian
 process over the search space (each numeric parameter as a fraction of its range, on its own
 scale; each categorical one as one-hot) says, for a new point, what grade to expect and how
 sure that is; expected improvement over the best grade so far (the baseline's included: a
-trial that does not beat it gains nothing) weighs the two. Three choices make it hold up with
+trial that does not beat it gains nothing) weighs the two. Four choices make it hold up with
 2 to 6 trials, measured by benchmarks/search_replay.py:
+
+- half the kernel is a sum of one kernel per parameter: what one parameter does is taken to
+  hold whatever the others are, so a point one change away from a good one stays close to it
+  (a one-hot change alone would make it a stranger);
 
 - grades enter as normal scores of their ranks (an outlier such as a chance-level model does
   not flatten the rest), and every score below the median counts as the median: one bad trial
@@ -36,10 +41,12 @@ from labcoat.agents.search.space import Trial, value_at
 if TYPE_CHECKING:
     from labcoat.experiment import SearchParam
 
-LENGTHSCALE = 0.5
+LENGTHSCALE = 0.35
 """Of the Matern kernel, in fractions of a range (a categorical change is a distance of 1.4)."""
 CANDIDATES = 30
 """Uniform draws the next point is chosen from."""
+ADDITIVE = 0.5
+"""The share of the kernel that is a sum over parameters (`kernel`)."""
 JITTER = 1e-6
 """Added to the kernel's diagonal: grades are taken as exact, the solve must stay stable."""
 Params = dict[str, Any]
@@ -56,7 +63,7 @@ def propose_gp(space: Mapping[str, SearchParam], history: Sequence[Trial], *, di
     chosen: list[Params] = []
     for _ in range(n):
         pool = candidates(space, [*(t.params for t in history), *chosen], rng)
-        posterior = Posterior(np.array(x), np.array(y))
+        posterior = Posterior(np.array(x), np.array(y), blocks_of(space))
         mean, sd = posterior.predict(np.array([encode(space, c) for c in pool]))
         pick = int(np.argmax(expected_improvement(mean, sd, best)))
         chosen.append(pool[pick])
@@ -111,27 +118,54 @@ def encode(space: Mapping[str, SearchParam], params: Mapping[str, Any]) -> list[
     for name, p in space.items():
         if p.type == "categorical":
             out += [1.0 if _key(c) == _key(params[name]) else 0.0 for c in p.choices]
-        elif p.type == "log_float":
-            out.append(math.log(params[name] / p.low) / math.log(p.high / p.low))
         else:
-            out.append((params[name] - p.low) / (p.high - p.low))
+            out.append(_unit(p, params[name]))
     return out
 
 
-class Posterior:
-    """A zero-mean, unit-variance Gaussian process (Matern 5/2) conditioned on (x, y)."""
+def _unit(p: SearchParam, value: float) -> float:
+    """A number as a fraction of its parameter's range, on its own scale (0..1 inside it)."""
+    if p.type == "categorical":
+        raise ValueError("a categorical parameter has no range")
+    if p.type == "log_float":
+        return math.log(value / p.low) / math.log(p.high / p.low)
+    return (value - p.low) / (p.high - p.low)
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x = x
-        self.chol = np.linalg.cholesky(matern(x, x) + JITTER * np.eye(len(x)))
+
+class Posterior:
+    """A zero-mean, unit-variance Gaussian process conditioned on (x, y); `blocks` are the
+    columns of each parameter (see `kernel`)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, blocks: Sequence[slice]) -> None:
+        self.x, self.blocks = x, blocks
+        self.chol = np.linalg.cholesky(kernel(x, x, blocks) + JITTER * np.eye(len(x)))
         self.alpha = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, y))
 
     def predict(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mean and standard deviation at each point."""
-        cross = matern(points, self.x)
+        cross = kernel(points, self.x, self.blocks)
         v = np.linalg.solve(self.chol, cross.T)
         variance = np.clip(1.0 - (v * v).sum(axis=0), 1e-12, None)
         return cross @ self.alpha, np.sqrt(variance)
+
+
+def kernel(a: np.ndarray, b: np.ndarray, blocks: Sequence[slice]) -> np.ndarray:
+    """Half a Matern 5/2 over all parameters at once, half the mean of one per parameter: the
+    second keeps a point that differs in one parameter close (what one parameter does tends
+    to hold whatever the others are), the first lets them interact."""
+    each = sum(matern(a[:, b_], b[:, b_]) for b_ in blocks) / len(blocks)
+    out: np.ndarray = ADDITIVE * each + (1.0 - ADDITIVE) * matern(a, b)
+    return out
+
+
+def blocks_of(space: Mapping[str, SearchParam]) -> list[slice]:
+    """The columns `encode` gives each parameter."""
+    out, start = [], 0
+    for p in space.values():
+        width = len(p.choices) if p.type == "categorical" else 1
+        out.append(slice(start, start + width))
+        start += width
+    return out
 
 
 def matern(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 from labcoat.agents.manager import Plan
 from labcoat.agents.role import Subtask
 from labcoat.agents.search.propose import SAMPLER_NAMES, Sampler, Trial, propose, show_params
-from labcoat.experiment import Experiment, SearchParam, best_value, sign
+from labcoat.experiment import Experiment, SearchParam, baseline_params, best_value, sign
 from labcoat.log import RunState, SubtaskState
 from labcoat.log.reproduction import baseline_commit, reproducer
 
@@ -84,7 +84,8 @@ class SearchManager:
         spec = self.experiment.spec
         params = propose(spec.search_space, trial_history(state), direction=spec.metric.direction,
                          seed=state.seed, iteration=iteration, n=self.parallel,
-                         sampler=self.sampler, baseline=state.baseline)
+                         sampler=self.sampler, baseline=state.baseline,
+                         baseline_params=baseline_params(spec.search_space))
         out: list[Subtask] = []
         for p in params:
             out.append(self._subtask(iteration, [None] * (offset + len(out)), "engineer",

@@ -98,10 +98,12 @@ def _fits(params: Mapping[str, Any], dists: Mapping[str, Any]) -> bool:
 
 def propose(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direction: str,
             seed: int, iteration: int, n: int, salt: str = "", sampler: Sampler = "search",
-            baseline: float | None = None) -> list[dict[str, Any]]:
+            baseline: float | None = None,
+            baseline_params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """`n` new parameter sets, deterministic given the history, seed, iteration and salt.
     `baseline`: the baseline's grade, what a trial must beat to gain anything (None: not
-    graded yet)."""
+    graded yet); `baseline_params`: the values the baseline ran with, when the space declares
+    them (the baseline is then one more trial)."""
     if not space or n <= 0:
         return []
     derived = derived_seed(seed, iteration, salt)
@@ -109,6 +111,8 @@ def propose(space: Mapping[str, SearchParam], history: Sequence[Trial], *, direc
         return _random(space, history, direction=direction, seed=derived, n=n)
     dists = distributions(space)
     usable = [t for t in history if _fits(t.params, dists)]
+    if baseline_params is not None and baseline is not None:
+        usable.append(Trial(baseline_params, baseline))  # defaults may lie outside a range
     if not usable:
         return initial_design(space, n, seed=derived)
     from labcoat.agents.search.gp import propose_gp
