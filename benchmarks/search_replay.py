@@ -323,6 +323,31 @@ def zoo(rng: random.Random) -> Instance:
     return Instance(space, f, default)
 
 
+def ladder(rng: random.Random) -> Instance:
+    """A zoo landscape plus 1-2 parameters given as lists of numbers (batch sizes, widths: 3-6
+    powers of two), each a weighted bowl over its choices' places on a log scale like a numeric
+    parameter's (centres up to beyond either end), the baseline at one of its middle choices."""
+    inner = zoo(rng)
+    space, rungs = dict(inner.space), {}
+    for i in range(rng.randint(1, 2)):
+        start = rng.randint(0, 5)
+        choices = [2 ** k for k in range(start, start + rng.randint(3, 6))]
+        space[f"n{i}"] = {"type": "categorical", "choices": choices}
+        rungs[f"n{i}"] = (choices, rng.uniform(-0.3, 1.3), math.exp(rng.gauss(0, 1.2)))
+    default = dict(inner.default)
+    default.update({n: rng.choice(c[1:-1]) for n, (c, _, _) in rungs.items()})
+
+    def f(p: Params) -> float | None:
+        value = inner.f({k: v for k, v in p.items() if k not in rungs})
+        if value is None:
+            return None
+        place = {n: math.log(p[n] / c[0]) / math.log(c[-1] / c[0])
+                 for n, (c, _, _) in rungs.items()}
+        return round(value - sum(w * (place[n] - centre) ** 2
+                                 for n, (_, centre, w) in rungs.items()), 6)
+    return Instance(space, f, default)
+
+
 class Replay:
     """One run's log and manager, planned and graded iteration by iteration."""
 
@@ -419,14 +444,16 @@ def objectives(names: Sequence[str] | None, cache: Path | None) -> list[Objectiv
     every: list[Objective] = [Digits(cache), Synthetic("needle", "maximize", needle),
                               Synthetic("bowl", "minimize", bowl),
                               Synthetic("cliff", "maximize", cliff),
-                              Synthetic("zoo", "maximize", zoo)]
+                              Synthetic("zoo", "maximize", zoo),
+                              Synthetic("ladder", "maximize", ladder)]
     return [o for o in every if not names or o.name in names]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=60)
-    parser.add_argument("--only", action="append", help="digits, needle, bowl, cliff or zoo")
+    parser.add_argument("--only", action="append",
+                        help="digits, needle, bowl, cliff, zoo or ladder")
     parser.add_argument("--cache", type=Path, help="a JSON file keeping digits' grades")
     parser.add_argument("--runs", action="store_true", help="every run's improvement too")
     parser.add_argument("--reference", action="store_true",

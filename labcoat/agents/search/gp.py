@@ -3,7 +3,8 @@
 After the first batch a run knows a few graded trials and its baseline's grade (and, when
 every parameter declares its `default`, where the baseline lies: one more trial). A Gaussian
 process over the search space (each numeric parameter as a fraction of its range, on its own
-scale; each categorical one as one-hot) says, for a new point, what grade to expect and how
+scale; each categorical one as one-hot, but a list of numbers, such as batch sizes, as where a
+choice lies between its smallest and largest) says, for a new point, what grade to expect and how
 sure that is; expected improvement over the best grade so far (the baseline's included: a
 trial that does not beat it gains nothing) weighs the two. Four choices make it hold up with
 2 to 6 trials, measured by benchmarks/search_replay.py:
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labcoat.agents.search.space import Trial, value_at
+from labcoat.agents.search.space import Trial, ordinal, ordinal_unit, value_at
 
 if TYPE_CHECKING:
     from labcoat.experiment import SearchParam
@@ -97,9 +98,9 @@ def normal_scores(values: Sequence[float]) -> list[float]:
 def candidates(space: Mapping[str, SearchParam], tried: Sequence[Mapping[str, Any]],
                rng: random.Random) -> list[Params]:
     """CANDIDATES uniform draws, each taking a categorical choice not tried yet where there is
-    one."""
+    one (not for an ordinal one: its neighbours tell what an untried choice does)."""
     fresh = {name: [c for c in p.choices if _key(c) not in {_key(t[name]) for t in tried}]
-             for name, p in space.items() if p.type == "categorical"}
+             if ordinal(p) is None else [] for name, p in space.items() if p.type == "categorical"}
     pool = []
     for _ in range(CANDIDATES):
         point: Params = {}
@@ -113,10 +114,14 @@ def candidates(space: Mapping[str, SearchParam], tried: Sequence[Mapping[str, An
 
 
 def encode(space: Mapping[str, SearchParam], params: Mapping[str, Any]) -> list[float]:
-    """A point as the process sees it: numbers as fractions of their ranges, choices one-hot."""
+    """A point as the process sees it: numbers as fractions of their ranges, choices one-hot
+    (numeric choices, `ordinal`, as where they lie between the smallest and the largest)."""
     out: list[float] = []
     for name, p in space.items():
-        if p.type == "categorical":
+        order = ordinal(p)
+        if order is not None:
+            out.append(ordinal_unit(order, params[name]))
+        elif p.type == "categorical":
             out += [1.0 if _key(c) == _key(params[name]) else 0.0 for c in p.choices]
         else:
             out.append(_unit(p, params[name]))
@@ -162,7 +167,7 @@ def blocks_of(space: Mapping[str, SearchParam]) -> list[slice]:
     """The columns `encode` gives each parameter."""
     out, start = [], 0
     for p in space.values():
-        width = len(p.choices) if p.type == "categorical" else 1
+        width = len(p.choices) if p.type == "categorical" and ordinal(p) is None else 1
         out.append(slice(start, start + width))
         start += width
     return out

@@ -22,7 +22,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from labcoat.agents.search.space import Trial, value_at
+from labcoat.agents.search.space import Trial, ordinal, value_at
 
 if TYPE_CHECKING:
     import optuna
@@ -133,11 +133,18 @@ def initial_design(space: Mapping[str, SearchParam], n: int, *,
     """`n` parameter sets that spread over the space (a Latin hypercube): each numeric
     parameter's range, on its own scale (log for `log_float`), is cut into `n` equal strata and
     every set takes a different one; categorical choices are dealt out in shuffled rounds, so
-    the sets differ in each parameter as far as it allows. Deterministic given `seed`."""
+    the sets differ in each parameter as far as it allows; numeric choices (`ordinal`) are
+    cut into strata in their order like a range. Deterministic given `seed`."""
     rng = random.Random(seed)
     sets: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, p in space.items():
-        if p.type == "categorical":
+        order = ordinal(p)
+        if p.type == "categorical" and order is not None:
+            by_size = sorted(p.choices, key=lambda c: order.index(float(c)))  # type: ignore[arg-type]
+            strata = rng.sample(range(n), n)
+            values = [by_size[min(int((k + rng.random()) / n * len(by_size)), len(by_size) - 1)]
+                      for k in strata]
+        elif p.type == "categorical":
             rounds = [rng.sample(range(len(p.choices)), len(p.choices))
                       for _ in range(-(-n // len(p.choices)))]
             values = [p.choices[i] for i in [i for r in rounds for i in r][:n]]

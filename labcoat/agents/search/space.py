@@ -20,6 +20,28 @@ class Trial:
     value: float | None
 
 
+def ordinal(p: SearchParam) -> list[float] | None:
+    """The choices of a categorical parameter that are three or more numbers (batch sizes,
+    widths, depths), smallest first: ordered, so the search treats them as points along a
+    range, not as strangers. None for any other parameter."""
+    choices: list[object] = list(p.choices) if p.type == "categorical" else []
+    nums = [float(c) for c in choices
+            if isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)]
+    if len(nums) < len(choices) or len(set(nums)) < 3:
+        return None
+    return sorted(nums)
+
+
+def ordinal_unit(order: list[float], value: float) -> float:
+    """Where `value` lies between the smallest and the largest of an `ordinal` parameter's
+    choices (0..1), on a log scale when every choice is positive (32, 64 ... 512 evenly)."""
+    scale = math.log if order[0] > 0 else float
+    low, high, x = scale(order[0]), scale(order[-1]), float(value)
+    if not math.isfinite(x) or (scale is math.log and x <= 0):
+        return 0.5  # not a choice (the history holds only choices): the middle
+    return (scale(x) - low) / (high - low)
+
+
 def value_at(p: SearchParam, u: float) -> float | int:
     """The value a fraction `u` (0..1) of the way along a numeric parameter's range."""
     if p.type == "categorical":
