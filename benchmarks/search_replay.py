@@ -19,6 +19,8 @@ and each trial is graded by an objective in this process instead of a sandbox:
 - `zoo`: a random landscape on a random space (1-4 numeric parameters of every type, 0-2
   categorical ones): effects of very different sizes, some monotone, sometimes a choice that
   moves another parameter's optimum, sometimes a dead zone.
+- `ladder`: a zoo landscape plus 1-2 parameters given as lists of numbers (powers of two, as
+  batch sizes and widths are), each with a smooth effect along its choices.
 
 The synthetic objectives are families: each seed draws its own instance (which branch is good,
 where the optimum lies), the same for both brains. Each run's improvement is its best graded
