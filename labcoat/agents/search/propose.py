@@ -139,10 +139,10 @@ def initial_design(space: Mapping[str, SearchParam], n: int, *,
     sets: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, p in space.items():
         order = ordinal(p)
-        if p.type == "categorical" and order is not None:
-            by_size = sorted(p.choices, key=lambda c: order.index(float(c)))  # type: ignore[arg-type]
+        values: list[Any]
+        if order is not None:
             strata = rng.sample(range(n), n)
-            values = [by_size[min(int((k + rng.random()) / n * len(by_size)), len(by_size) - 1)]
+            values = [order[min(int((k + rng.random()) / n * len(order)), len(order) - 1)]
                       for k in strata]
         elif p.type == "categorical":
             rounds = [rng.sample(range(len(p.choices)), len(p.choices))

@@ -4,7 +4,7 @@ a parameter's range falls (the first batch's strata, the later batches' uniform 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +20,19 @@ class Trial:
     value: float | None
 
 
-def ordinal(p: SearchParam) -> list[float] | None:
+def ordinal(p: SearchParam) -> list[int | float] | None:
     """The choices of a categorical parameter that are three or more numbers (batch sizes,
     widths, depths), smallest first: ordered, so the search treats them as points along a
     range, not as strangers. None for any other parameter."""
     choices: list[object] = list(p.choices) if p.type == "categorical" else []
-    nums = [float(c) for c in choices
+    nums = [c for c in choices
             if isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)]
-    if len(nums) < len(choices) or len(set(nums)) < 3:
+    if len(nums) < len(choices) or len({float(c) for c in nums}) < 3:
         return None
     return sorted(nums)
 
 
-def ordinal_unit(order: list[float], value: float) -> float:
+def ordinal_unit(order: Sequence[float], value: float) -> float:
     """Where `value` lies between the smallest and the largest of an `ordinal` parameter's
     choices (0..1), on a log scale when every choice is positive (32, 64 ... 512 evenly)."""
     scale = math.log if order[0] > 0 else float
