@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
+from labcoat.errors import SandboxUnavailable
 from labcoat.sandboxes import SandboxSpec
+from labcoat.sandboxes.base import LABEL_PID
 from labcoat.sandboxes.ray import RayProvider
+from labcoat.sandboxes.ray.sandbox import RaySandbox
 from tests.cluster import shared
+from tests.cluster.local import FAST_FAILURE
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray]
 
@@ -32,3 +37,72 @@ def test_an_actor_that_ends_leaves_the_runs_other_sandboxes(sandbox_image: str) 
             await second.aclose()
 
     asyncio.run(scenario())
+
+
+# ---- a lost node is not a dead actor ----------------------------------------------------------
+
+def _on_node(docker_client: Any, boxes: list[RaySandbox], pids: set[int]) -> RaySandbox:
+    """The sandbox whose actor runs among `pids` (its container's pid label says which)."""
+    for box in boxes:
+        labels = docker_client.api.inspect_container(box.id)["Config"]["Labels"]
+        if int(labels[LABEL_PID]) in pids:
+            return box
+    raise AssertionError("no sandbox landed on the second node")
+
+
+def test_a_killed_node_is_lost_at_once_not_taken_for_a_dead_actor(
+        sandbox_image: str, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray sees the actor's death at once and the node's only when its health checks decide:
+    asked right away, Ray still called the node alive and the log never said `node_lost`
+    (CI under load). The node's raylet refusing connections, or Ray's verdict within its
+    health-check window, decides instead."""
+    for key, value in FAST_FAILURE.items():  # the window labcoat waits for, as the nodes use
+        monkeypatch.setenv(key, value)
+    cluster = shared.enter()
+    victim = shared.second(cluster)
+    run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
+    told: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        async with RayProvider(run_id, address=cluster.address, pool_size=0,
+                               on_node_lost=lambda n, s, why: told.append((n.name, why))
+                               ) as provider:
+            boxes = [await provider.create(_spec(sandbox_image, run_id, f"s{i}"))
+                     for i in range(4)]  # two per node: some land on the second one
+            box = _on_node(docker_client, boxes, set(cluster.node_pids(victim)))
+            assert (await box.exec(["true"])).returncode == 0  # its direct line is up
+            cluster.kill(victim)
+            with pytest.raises(SandboxUnavailable, match="was lost") as lost:
+                await box.exec(["true"])
+            assert told == [(box.node.name, told[0][1])], (told, str(lost.value))
+            others = [b for b in boxes if b.node.node_id != box.node.node_id]
+            assert (await others[0].exec(["echo", "on"])).stdout == "on\n"
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(
+        sandbox_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in FAST_FAILURE.items():
+        monkeypatch.setenv(key, value)
+    cluster = shared.enter()
+    run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
+    told: list[str] = []
+
+    async def scenario() -> None:
+        import ray
+
+        async with RayProvider(run_id, address=cluster.address, pool_size=0,
+                               on_node_lost=lambda n, s, why: told.append(n.name)) as provider:
+            box = await provider.create(_spec(sandbox_image, run_id, "a"))
+            ray.kill(box.actor, no_restart=True)
+            with pytest.raises(SandboxUnavailable, match=r"its actor on node \S+ died"):
+                await box.exec(["true"])
+            assert told == [] and provider.nodes.lost_ids == set()
+
+    asyncio.run(scenario())
+
+
+def _spec(image: str, run_id: str, subtask: str) -> SandboxSpec:
+    return SandboxSpec(image=image, run_id=run_id, subtask_id=subtask, cpus=0.5,
+                       memory_mb=256, tmpfs_mb=16)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -156,10 +159,54 @@ def free_resources() -> dict[str, dict[str, float]]:
         return {}
 
 
-def alive(node_id: str) -> bool:
+def death_window_s() -> float:
+    """How long Ray's health checks may take to declare a dead node dead (its
+    `RAY_health_check_*` settings, Ray's defaults otherwise: 3 s x 5 checks + a 10 s timeout),
+    with half again as margin."""
+    def number(name: str, default: float) -> float:
+        try:
+            value = float(os.environ.get(f"RAY_health_check_{name}", default))
+        except ValueError:
+            return default
+        return value if value > 0 else default
+
+    period, timeout = number("period_ms", 3000) / 1000, number("timeout_ms", 10000) / 1000
+    return 1.5 * (period * number("failure_threshold", 5) + timeout) + 2.0
+
+
+def node_gone(node_id: str, within_s: float) -> bool:
+    """Whether the node is gone: Ray declares it dead, or its raylet refuses connections, within
+    `within_s`. An actor's death is seen at once, its node's only when Ray's health checks
+    decide, so asking Ray once right away would take a killed node for a lost actor."""
+    deadline = time.monotonic() + within_s
+    while True:
+        entry = _entry(node_id)
+        if entry is None or not entry.get("Alive") or _refuses(entry):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
+def _entry(node_id: str) -> dict[str, Any] | None:
     import ray
 
-    return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+    return next((n for n in ray.nodes() if n["NodeID"] == node_id), None)
+
+
+def _refuses(entry: dict[str, Any]) -> bool:
+    """Whether the node's raylet refuses a TCP connection (a timeout decides nothing: the
+    network may be slow or filtered)."""
+    address, port = entry.get("NodeManagerAddress"), entry.get("NodeManagerPort")
+    if not address or not port:
+        return False
+    try:
+        socket.create_connection((str(address), int(port)), timeout=1.0).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 async def check_all(image: str | None, run_id: str | None, sweep: bool,
@@ -262,7 +309,8 @@ class Nodes:
     async def lost(self, node: NodeInfo, spec: SandboxSpec, err: BaseException) -> str:
         """Whether `node` is gone (reported once through `on_lost`), in words."""
         text = str(err)
-        dead = "node has died" in text or not await asyncio.to_thread(alive, node.node_id)
+        dead = "node has died" in text or await asyncio.to_thread(
+            node_gone, node.node_id, death_window_s())
         if not dead:
             return f"its actor on node {node.name} died ({first_line(err)})"
         why = f"node {node.name} was lost (its Ray processes stopped answering)"
