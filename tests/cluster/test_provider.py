@@ -24,8 +24,7 @@ def test_an_actor_that_ends_leaves_the_runs_other_sandboxes(sandbox_image: str) 
     removes its own containers, never another actor's."""
     cluster = shared.enter()
     run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
-    spec = SandboxSpec(image=sandbox_image, run_id=run_id, subtask_id="a", cpus=0.5,
-                       memory_mb=256, tmpfs_mb=16)
+    spec = _spec(sandbox_image, run_id, "a")
 
     async def scenario() -> None:
         async with RayProvider(run_id, address=cluster.address, idle_s=0.2) as provider:
@@ -50,14 +49,20 @@ def _on_node(docker_client: Any, boxes: list[RaySandbox], pids: set[int]) -> Ray
     raise AssertionError("no sandbox landed on the second node")
 
 
+@pytest.fixture
+def fast_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The health-check window labcoat waits for a node's verdict, as the test's nodes use it."""
+    for key, value in FAST_FAILURE.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.usefixtures("fast_failure")
 def test_a_killed_node_is_lost_at_once_not_taken_for_a_dead_actor(
-        sandbox_image: str, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        sandbox_image: str, docker_client: Any) -> None:
     """Ray sees the actor's death at once and the node's only when its health checks decide:
     asked right away, Ray still called the node alive and the log never said `node_lost`
     (CI under load). The node's raylet refusing connections, or Ray's verdict within its
     health-check window, decides instead."""
-    for key, value in FAST_FAILURE.items():  # the window labcoat waits for, as the nodes use
-        monkeypatch.setenv(key, value)
     cluster = shared.enter()
     victim = shared.second(cluster)
     run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
@@ -81,10 +86,8 @@ def test_a_killed_node_is_lost_at_once_not_taken_for_a_dead_actor(
     asyncio.run(scenario())
 
 
-def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(
-        sandbox_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in FAST_FAILURE.items():
-        monkeypatch.setenv(key, value)
+@pytest.mark.usefixtures("fast_failure")
+def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(sandbox_image: str) -> None:
     cluster = shared.enter()
     run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
     told: list[str] = []

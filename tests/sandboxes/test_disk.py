@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 from labcoat.errors import ConfigError, DiskLow, UnsafeOutputError
@@ -22,7 +21,7 @@ from labcoat.orchestrator.sandboxing import FLOOR_ENV, check_disk_floor, disk_fl
 from labcoat.sandboxes import DockerProvider
 from labcoat.sandboxes import _container as ctr
 from labcoat.sandboxes.base import LABEL_HOST, LABEL_PID, LABEL_RUN
-from labcoat.sandboxes.cleanup import sweep_orphans, sweep_scratch
+from labcoat.sandboxes.cleanup import labelled, sweep_orphans, sweep_scratch
 from labcoat.sandboxes.disk import (
     IMAGE_SUFFIX,
     DiskGuard,
@@ -180,14 +179,6 @@ def _dead_pid() -> int:
     return pid
 
 
-def _exists(client: Any, cid: str) -> bool:
-    try:
-        client.api.inspect_container(cid)
-    except docker.errors.NotFound:
-        return False
-    return True
-
-
 def test_the_sweep_deletes_only_inside_the_scratch_root(
         docker_client: Any, sandbox_image: str, scratch: Path, tmp_path: Path) -> None:
     victim = tmp_path / "labcoat-precious"  # the old check only asked for "labcoat" in it
@@ -206,7 +197,7 @@ def test_the_sweep_deletes_only_inside_the_scratch_root(
         sweep_orphans(docker_client, scratch)
         # Every provider that starts sweeps this host's orphans, so under xdist another worker's
         # sweep may remove some of these first: count what is left, not what this sweep removed.
-        left = [cid for cid in ids if _exists(docker_client, cid)]
+        left = labelled(docker_client, f"{LABEL_RUN}={run_id}")  # all four carry run_id
     finally:
         for cid in ids:
             with contextlib.suppress(Exception):  # the sweep removed it already
