@@ -205,7 +205,7 @@ def _refuses(entry: dict[str, Any]) -> bool:
     except ConnectionRefusedError:
         return True
     except OSError:
-        return False
+        pass
     return False
 
 
@@ -309,8 +309,8 @@ class Nodes:
     async def lost(self, node: NodeInfo, spec: SandboxSpec, err: BaseException) -> str:
         """Whether `node` is gone (reported once through `on_lost`), in words."""
         text = str(err)
-        dead = "node has died" in text or await asyncio.to_thread(
-            node_gone, node.node_id, death_window_s())
+        dead = ("node has died" in text or node.node_id in self.lost_ids
+                or await asyncio.to_thread(node_gone, node.node_id, death_window_s()))
         if not dead:
             return f"its actor on node {node.name} died ({first_line(err)})"
         why = f"node {node.name} was lost (its Ray processes stopped answering)"
