@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
+import psutil
 import pytest
 
 from labcoat.errors import SandboxUnavailable
@@ -40,11 +42,20 @@ def test_an_actor_that_ends_leaves_the_runs_other_sandboxes(sandbox_image: str) 
 
 # ---- a lost node is not a dead actor ----------------------------------------------------------
 
+def _actor_pid(docker_client: Any, box: RaySandbox) -> int:
+    """The pid of the actor that holds `box` (its container's pid label)."""
+    return int(docker_client.api.inspect_container(box.id)["Config"]["Labels"][LABEL_PID])
+
+
+def _wait_gone(pid: int) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(60)
+
+
 def _on_node(docker_client: Any, boxes: list[RaySandbox], pids: set[int]) -> RaySandbox:
-    """The sandbox whose actor runs among `pids` (its container's pid label says which)."""
+    """The sandbox whose actor runs among `pids`."""
     for box in boxes:
-        labels = docker_client.api.inspect_container(box.id)["Config"]["Labels"]
-        if int(labels[LABEL_PID]) in pids:
+        if _actor_pid(docker_client, box) in pids:
             return box
     raise AssertionError("no sandbox landed on the second node")
 
@@ -87,7 +98,8 @@ def test_a_killed_node_is_lost_at_once_not_taken_for_a_dead_actor(
 
 
 @pytest.mark.usefixtures("fast_failure")
-def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(sandbox_image: str) -> None:
+def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(sandbox_image: str,
+                                                           docker_client: Any) -> None:
     cluster = shared.enter()
     run_id = f"pytest-ray-{uuid.uuid4().hex[:8]}"
     told: list[str] = []
@@ -98,7 +110,9 @@ def test_a_killed_actor_on_a_live_node_is_not_a_lost_node(sandbox_image: str) ->
         async with RayProvider(run_id, address=cluster.address, pool_size=0,
                                on_node_lost=lambda n, s, why: told.append(n.name)) as provider:
             box = await provider.create(_spec(sandbox_image, run_id, "a"))
-            ray.kill(box.actor, no_restart=True)
+            pid = _actor_pid(docker_client, box)
+            ray.kill(box.actor, no_restart=True)  # asynchronous: wait until its process is gone
+            await asyncio.to_thread(_wait_gone, pid)
             with pytest.raises(SandboxUnavailable, match=r"its actor on node \S+ died"):
                 await box.exec(["true"])
             assert told == [] and provider.nodes.lost_ids == set()
